@@ -1,0 +1,47 @@
+# The two commands of the quick start: `make run` and `make test`.
+# Each sets itself up on a fresh machine that has python3.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The PostgreSQL leg of `make test`; pytest-django creates and drops test_<name>.
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/fabpool
+
+.PHONY: run test lint test-sqlite test-postgres install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: lint test-sqlite test-postgres
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py check --fail-level WARNING
+
+test-sqlite: install
+	DATABASE_URL= $(BIN)/pytest
+
+# Runs when PostgreSQL answers; with CI=true it must answer.
+test-postgres: install
+	@if $(BIN)/python scripts/db_reachable.py "$(TEST_POSTGRES_URL)"; then \
+		DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/pytest; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable, and CI=true requires it." >&2; exit 1; \
+	else \
+		echo "PostgreSQL unreachable at $(TEST_POSTGRES_URL): PostgreSQL leg skipped."; \
+	fi
+
+clean:
+	rm -rf $(VENV) var/test.sqlite3*

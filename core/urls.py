@@ -1,0 +1,49 @@
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from core.api import views as core_api
+from core.api.errors import api_not_found
+from equipment import api as equipment_api
+
+router = DefaultRouter()
+router.register("me/tokens", core_api.ApiTokenViewSet, basename="apitoken")
+router.register("organizations", core_api.OrganizationViewSet, basename="organization")
+router.register("memberships", core_api.MembershipViewSet, basename="membership")
+router.register("invitations", core_api.InvitationViewSet, basename="invitation")
+router.register("labels", equipment_api.LabelViewSet, basename="label")
+router.register("machine-types", equipment_api.MachineTypeViewSet, basename="machinetype")
+router.register("platforms", equipment_api.PlatformViewSet, basename="platform")
+router.register(
+    "platform-memberships", equipment_api.PlatformMembershipViewSet, basename="platformmembership"
+)
+router.register("machines", equipment_api.MachineViewSet, basename="machine")
+router.register("opening-hours", equipment_api.OpeningHoursViewSet, basename="openinghours")
+router.register("closures", equipment_api.ClosureViewSet, basename="closure")
+router.register(
+    "maintenance-windows", equipment_api.MaintenanceWindowViewSet, basename="maintenancewindow"
+)
+router.register("qualifications", equipment_api.QualificationViewSet, basename="qualification")
+router.register(
+    "user-qualifications", equipment_api.UserQualificationViewSet, basename="userqualification"
+)
+
+api_v1 = [
+    path("me/", core_api.MeView.as_view(), name="me"),
+    path("", include(router.urls)),
+    path("<path:unknown>", api_not_found),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("frontend.urls")),
+]
+if settings.DEBUG:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
