@@ -1,0 +1,63 @@
+import pytest
+from rest_framework.test import APIClient
+
+from core.models import Membership
+from core.services import create_api_token
+from equipment.models import PlatformStaff
+from tests import factories
+
+
+@pytest.fixture
+def api():
+    """An API client; `api.as_user(user)` authenticates it with a fresh API token."""
+
+    class Client(APIClient):
+        def as_user(self, user):
+            _token, secret = create_api_token(user=user, name="tests")
+            self.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+            return self
+
+    return Client()
+
+
+@pytest.fixture
+def world(db):
+    """Two platforms, each with its staff, an SME booking there, and machines.
+
+    world.a / world.b each hold: platform, machine, manager, operator, accountant,
+    org, org_admin, org_member, org_accountant. Nothing of A is visible from B."""
+
+    class Side:
+        pass
+
+    def side(name: str):
+        s = Side()
+        s.platform = factories.PlatformFactory(name=f"Platform {name}", slug=f"platform-{name}")
+        s.machine = factories.MachineFactory(platform=s.platform, name=f"Printer {name}")
+        s.retired_machine = factories.MachineFactory(
+            platform=s.platform, name=f"Old printer {name}", is_active=False
+        )
+        s.opening_hours = factories.OpeningHoursFactory(platform=s.platform)
+        s.closure = factories.ClosureFactory(platform=s.platform)
+        s.maintenance = factories.MaintenanceWindowFactory(machine=s.machine)
+        s.qualification = factories.QualificationFactory(platform=s.platform)
+        for role in PlatformStaff.Role:
+            user = factories.UserFactory(email=f"{role}.{name}@platform.example")
+            factories.PlatformStaffFactory(user=user, platform=s.platform, role=role)
+            setattr(s, role, user)
+        s.org = factories.OrganizationFactory(legal_name=f"SME {name}")
+        factories.PlatformMembershipFactory(organization=s.org, platform=s.platform)
+        for role in Membership.Role:
+            user = factories.UserFactory(email=f"{role}.{name}@sme.example")
+            factories.MembershipFactory(user=user, organization=s.org, role=role)
+            setattr(s, f"org_{role}", user)
+        s.grant = factories.UserQualificationFactory(
+            user=s.org_member, qualification=s.qualification, granted_by=s.manager
+        )
+        return s
+
+    w = Side()
+    w.a = side("a")
+    w.b = side("b")
+    w.outsider = factories.UserFactory(email="outsider@example.com")
+    return w
