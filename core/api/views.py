@@ -1,4 +1,5 @@
 from django.db.models import OuterRef, Subquery
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +15,7 @@ from core.api.serializers import (
     NewApiTokenSerializer,
     OrganizationSerializer,
 )
+from core.errors import Forbidden
 from core.models import ApiToken, Invitation, Membership, Organization
 
 
@@ -48,6 +50,9 @@ class ApiTokenViewSet(
 
     @extend_schema(responses={201: NewApiTokenSerializer})
     def create(self, request, *args, **kwargs):
+        if isinstance(request.auth, ApiToken):
+            # A leaked token must not be able to mint itself successors.
+            raise Forbidden(_("Create API tokens from a logged-in session, not with a token."))
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, secret = services.create_api_token(
