@@ -12,7 +12,10 @@ def _jsonable(value):
         return [_jsonable(item) for item in value]
     if isinstance(value, str | int | float | bool | dict) or value is None:
         return value
-    return DjangoJSONEncoder().default(value)
+    try:
+        return DjangoJSONEncoder().default(value)  # dates, decimals, UUIDs…
+    except TypeError:
+        return str(value)  # e.g. a django-countries Country: its code
 
 
 def record(*, actor: User | None, action: str, target: models.Model, changes: dict | None = None):

@@ -101,11 +101,15 @@ class Organization(models.Model):
     """An SME that books machines and receives invoices."""
 
     legal_name = models.CharField(_("legal name"), max_length=200)
+    # NULL, not "", when absent: foreign SMEs have none, and NULLs never clash.
     siret = models.CharField(
         _("SIRET"),
         max_length=20,
+        null=True,
         blank=True,
+        unique=True,
         validators=[validate_siret],
+        error_messages={"unique": _("An organization with this SIRET already exists.")},
         help_text=_("14-digit establishment number; required for French organizations."),
     )
     vat_number = models.CharField(
@@ -126,20 +130,12 @@ class Organization(models.Model):
         verbose_name = _("organization")
         verbose_name_plural = _("organizations")
         ordering = ["legal_name", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["siret"],
-                condition=~Q(siret=""),
-                name="organization_unique_siret",
-                violation_error_message=_("An organization with this SIRET already exists."),
-            )
-        ]
 
     def __str__(self) -> str:
         return self.legal_name
 
     def clean(self) -> None:
-        self.siret = compact_siret(self.siret)
+        self.siret = compact_siret(self.siret or "") or None
         self.vat_number = compact_vat_number(self.vat_number)
         errors = {}
         if self.country == "FR" and not self.siret:

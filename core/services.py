@@ -97,7 +97,12 @@ def remove_member(*, membership: Membership, by: User) -> None:
 
 @transaction.atomic
 def invite_member(
-    *, organization: Organization, by: User, email: str, role: str, accept_url: str
+    *,
+    organization: Organization,
+    by: User,
+    email: str,
+    accept_url: str,
+    role: str = Membership.Role.MEMBER,
 ) -> tuple[Invitation, str]:
     """Invite `email` to join; returns the invitation and the secret of its link.
     `accept_url` is the link's address with `{token}` where the secret goes."""

@@ -7,6 +7,13 @@ from equipment.models import PlatformStaff
 from tests import factories
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2 costs ~0.2 s a user and `world` makes sixteen; MD5 keeps tests fast.
+    Password checks still go through Django's real hasher machinery."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def api():
     """An API client; `api.as_user(user)` authenticates it with a fresh API token."""

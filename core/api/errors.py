@@ -5,6 +5,7 @@
 Validation errors list their reasons per field in details["fields"], keyed by
 the field's path ("labels.0", "non_field_errors")."""
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
@@ -12,6 +13,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError
@@ -26,6 +28,8 @@ def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(errors, dict):
         flat = {}
         for key, value in errors.items():
+            if key == NON_FIELD_ERRORS:  # Django's "__all__", from Model.full_clean()
+                key = api_settings.NON_FIELD_ERRORS_KEY
             flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     if isinstance(errors, list) and errors and not all(isinstance(e, str) for e in errors):
@@ -73,6 +77,6 @@ def exception_handler(exc, context):
     return response
 
 
-def api_not_found(request, exception=None):
+def api_not_found(request, *args, **kwargs):
     """404 for unknown URLs under /api/ in the API's shape (pages keep Django's)."""
     return JsonResponse(error_body("not_found", "No such endpoint."), status=404)

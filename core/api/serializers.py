@@ -50,7 +50,7 @@ class NewApiTokenSerializer(ApiTokenSerializer):
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
-    country = CountryField(country_dict=False)
+    country = CountryField(country_dict=False, required=False)
     my_role = serializers.SerializerMethodField()
 
     class Meta:

@@ -94,9 +94,11 @@ class OrganizationViewSet(
         )
 
     def perform_create(self, serializer):
-        serializer.instance = services.create_organization(
+        organization = services.create_organization(
             by=self.request.user, **serializer.validated_data
         )
+        organization.my_role = Membership.Role.ADMIN  # as get_queryset() annotates it
+        serializer.instance = organization
 
     def perform_update(self, serializer):
         serializer.instance = services.update_organization(
