@@ -753,9 +753,7 @@ def test_own_objects_cannot_point_at_foreign_ones(
     own = getattr(world.a, attr)
     before = _snapshot(type(own))
 
-    response = api.patch(
-        _url(endpoint, own.pk), {body_field: getattr(world.b, foreign_attr).pk}
-    )
+    response = api.patch(_url(endpoint, own.pk), {body_field: getattr(world.b, foreign_attr).pk})
 
     assert response.status_code == 400
     assert_does_not_exist(response, (body_field,))
