@@ -26,6 +26,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def another_row_has(instance: models.Model, **values) -> bool:
+    """Whether a row other than `instance` holds `values`: lets `clean()` name the
+    field of a multi-column unique constraint (Django reports those field-less)."""
+    if any(value is None for value in values.values()):
+        return False
+    return type(instance)._default_manager.filter(**values).exclude(pk=instance.pk).exists()
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 

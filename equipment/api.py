@@ -84,6 +84,7 @@ class MachineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Machine
+        validators = []  # uniqueness is checked by Machine.clean(), which names the field
         fields = [
             "id",
             "platform",
@@ -134,6 +135,7 @@ class QualificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Qualification
+        validators = []  # uniqueness is checked by Qualification.clean(), which names the field
         fields = ["id", "platform", "name", "description", "machine_type", "machine"]
 
 
@@ -148,6 +150,7 @@ class UserQualificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UserQualification
+        validators = []  # uniqueness is checked by UserQualification.clean(), which names the field
         fields = ["id", "qualification", "user", "granted_by", "granted_on", "expires_on"]
 
     def __init__(self, *args, **kwargs):

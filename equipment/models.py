@@ -8,7 +8,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 
-from core.models import Organization
+from core.models import Organization, another_row_has
 
 CURRENCIES = [("EUR", "EUR — euro"), ("CHF", "CHF — Swiss franc"), ("GBP", "GBP — pound sterling")]
 
@@ -215,6 +215,7 @@ class PlatformMembership(models.Model):
     objects = PlatformMembershipQuerySet.as_manager()
 
     class Meta:
+        ordering = ["platform_id", "organization__legal_name", "id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "platform"], name="platformmembership_unique"
@@ -252,12 +253,15 @@ class OpeningHours(models.Model):
             models.CheckConstraint(
                 condition=Q(closes_at__gt=F("opens_at")),
                 name="openinghours_closes_after_opening",
-                violation_error_message=_("Closing time must be after opening time."),
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.get_weekday_display()} {self.opens_at:%H:%M}–{self.closes_at:%H:%M}"
+
+    def clean(self) -> None:
+        if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
+            raise ValidationError({"closes_at": _("Closing time must be after opening time.")})
 
 
 class Closure(models.Model):
@@ -276,12 +280,15 @@ class Closure(models.Model):
             models.CheckConstraint(
                 condition=Q(end_date__gte=F("start_date")),
                 name="closure_ends_after_start",
-                violation_error_message=_("The last day cannot be before the first day."),
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.platform}: {self.start_date} → {self.end_date}"
+
+    def clean(self) -> None:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": _("The last day cannot be before the first day.")})
 
 
 class MachineType(models.Model):
@@ -362,14 +369,10 @@ class Machine(models.Model):
             models.UniqueConstraint(
                 fields=["platform", "name"],
                 name="machine_unique_name_per_platform",
-                violation_error_message=_("This platform already has a machine of that name."),
             ),
             models.CheckConstraint(
                 condition=Q(max_duration_minutes__gte=F("min_duration_minutes")),
                 name="machine_max_duration_at_least_min",
-                violation_error_message=_(
-                    "The maximum duration cannot be shorter than the minimum duration."
-                ),
             ),
             models.CheckConstraint(
                 condition=Q(min_duration_minutes__gte=1) & Q(granularity_minutes__gte=1),
@@ -381,20 +384,27 @@ class Machine(models.Model):
         return self.name
 
     def clean(self) -> None:
-        # max >= min is the database constraint above; this rule spans two fields too
-        # but needs arithmetic a CheckConstraint cannot give a clear message for.
+        errors = {}
+        if (
+            self.min_duration_minutes
+            and self.max_duration_minutes
+            and self.max_duration_minutes < self.min_duration_minutes
+        ):
+            errors["max_duration_minutes"] = _(
+                "The maximum duration cannot be shorter than the minimum duration."
+            )
         if (
             self.granularity_minutes
             and self.min_duration_minutes
             and self.min_duration_minutes % self.granularity_minutes
         ):
-            raise ValidationError(
-                {
-                    "min_duration_minutes": _(
-                        "The minimum duration must be a multiple of the granularity."
-                    )
-                }
+            errors["min_duration_minutes"] = _(
+                "The minimum duration must be a multiple of the granularity."
             )
+        if another_row_has(self, platform_id=self.platform_id, name=self.name):
+            errors["name"] = _("This platform already has a machine of that name.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class MaintenanceWindow(models.Model):
@@ -419,12 +429,15 @@ class MaintenanceWindow(models.Model):
             models.CheckConstraint(
                 condition=Q(end__gt=F("start")),
                 name="maintenance_ends_after_start",
-                violation_error_message=_("The end must be after the start."),
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.machine}: {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        if self.start and self.end and self.end <= self.start:
+            raise ValidationError({"end": _("The end must be after the start.")})
 
 
 class Qualification(models.Model):
@@ -461,8 +474,13 @@ class Qualification(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors = {}
         if self.machine_id and self.platform_id and self.machine.platform_id != self.platform_id:
-            raise ValidationError({"machine": _("This machine is on another platform.")})
+            errors["machine"] = _("This machine is on another platform.")
+        if another_row_has(self, platform_id=self.platform_id, name=self.name):
+            errors["name"] = _("This platform already has a qualification of that name.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class UserQualification(models.Model):
@@ -486,14 +504,21 @@ class UserQualification(models.Model):
             models.UniqueConstraint(
                 fields=["user", "qualification"],
                 name="userqualification_unique",
-                violation_error_message=_("This person already holds this qualification."),
             ),
             models.CheckConstraint(
                 condition=Q(expires_on__isnull=True) | Q(expires_on__gt=F("granted_on")),
                 name="userqualification_expires_after_grant",
-                violation_error_message=_("The expiry date must be after the grant date."),
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} — {self.qualification}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.expires_on and self.granted_on and self.expires_on <= self.granted_on:
+            errors["expires_on"] = _("The expiry date must be after the grant date.")
+        if another_row_has(self, user_id=self.user_id, qualification_id=self.qualification_id):
+            errors["user"] = _("This person already holds this qualification.")
+        if errors:
+            raise ValidationError(errors)
