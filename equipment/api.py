@@ -6,6 +6,7 @@ from django.db.models import Q
 from django_countries.serializer_fields import CountryField
 from rest_framework import mixins, serializers, viewsets
 
+from core.api.filters import IdFilterSet
 from core.models import User
 from equipment import services
 from equipment.models import (
@@ -183,7 +184,7 @@ class PlatformMembershipSerializer(serializers.ModelSerializer):
 # --- Filters ---------------------------------------------------------------------------------
 
 
-class MachineFilter(django_filters.FilterSet):
+class MachineFilter(IdFilterSet):
     platform = django_filters.NumberFilter()
     machine_type = django_filters.NumberFilter()
     type = django_filters.CharFilter(field_name="machine_type__slug", label="Machine type slug")
@@ -212,7 +213,7 @@ class MachineFilter(django_filters.FilterSet):
         )
 
 
-class PlatformFilter(django_filters.FilterSet):
+class PlatformFilter(IdFilterSet):
     label = django_filters.CharFilter(field_name="labels__slug", label="Label slug")
 
     class Meta:
