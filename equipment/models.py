@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django_countries.fields import CountryField
 
 from core.models import Organization, another_row_has
@@ -202,7 +203,7 @@ class PlatformMembership(models.Model):
 
     class Tier(models.TextChoices):
         STANDARD = "standard", _("Standard")
-        MEMBER = "member", _("Member")
+        MEMBER = "member", pgettext_lazy("price tier", "Member")
         PARTNER = "partner", _("Partner")
 
     organization = models.ForeignKey(
