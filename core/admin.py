@@ -31,14 +31,21 @@ class OrganizationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
+class CreatedByServicesOnly:
+    """Rows whose secret only a service can mint: the admin lists and revokes them."""
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(CreatedByServicesOnly, admin.ModelAdmin):
     list_display = ["email", "organization", "role", "created_at", "accepted_at", "revoked_at"]
     readonly_fields = ["token_hash"]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(CreatedByServicesOnly, admin.ModelAdmin):
     list_display = ["name", "user", "hint", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["hint", "token_hash", "last_used_at", "revoked_at"]
 

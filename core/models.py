@@ -13,6 +13,7 @@ from django_countries.fields import CountryField
 from core.validators import (
     compact_siret,
     compact_vat_number,
+    validate_single_line,
     validate_siret,
     validate_vat_number,
 )
@@ -54,7 +55,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person; logs in with their email address."""
 
     email = models.EmailField(_("email address"), unique=True)
-    full_name = models.CharField(_("full name"), max_length=150, blank=True)
+    full_name = models.CharField(
+        _("full name"), max_length=150, blank=True, validators=[validate_single_line]
+    )
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="fr"
     )
@@ -107,7 +110,9 @@ class OrganizationQuerySet(models.QuerySet):
 class Organization(models.Model):
     """An SME that books machines and receives invoices."""
 
-    legal_name = models.CharField(_("legal name"), max_length=200)
+    legal_name = models.CharField(
+        _("legal name"), max_length=200, validators=[validate_single_line]
+    )
     # NULL, not "", when absent: foreign SMEs have none, and NULLs never clash.
     siret = models.CharField(
         _("SIRET"),

@@ -6,13 +6,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from core.audit import record, save_changes, save_new
+from core.audit import record
 from core.errors import Forbidden, Gone, NotVisible
 from core.models import ApiToken, Invitation, Membership, Organization, User, hash_secret
 from core.permissions import can_administer_organization
+from core.writes import save_changes, save_new
 
 
 def _require_admin(user: User, organization: Organization) -> None:
@@ -49,10 +52,14 @@ def update_organization(*, organization: Organization, by: User, data: dict) -> 
 
 
 def _ensure_an_admin_remains(membership: Membership) -> None:
-    others = Membership.objects.filter(
-        organization_id=membership.organization_id, role=Membership.Role.ADMIN
-    ).exclude(pk=membership.pk)
-    if membership.role == Membership.Role.ADMIN and not others.exists():
+    # Lock the admins' rows: otherwise two admins demoting each other at once
+    # both see the other one and the organization is left with none.
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Membership.Role.ADMIN)
+        .values_list("pk", flat=True)
+    )
+    if membership.role == Membership.Role.ADMIN and set(admins) <= {membership.pk}:
         raise ValidationError(
             {"role": _("An organization keeps at least one administrator.")}, code="last_admin"
         )
@@ -101,11 +108,9 @@ def invite_member(
     organization: Organization,
     by: User,
     email: str,
-    accept_url: str,
     role: str = Membership.Role.MEMBER,
 ) -> tuple[Invitation, str]:
-    """Invite `email` to join; returns the invitation and the secret of its link.
-    `accept_url` is the link's address with `{token}` where the secret goes."""
+    """Invite `email` to join; returns the invitation and the secret of its link."""
     _require_admin(by, organization)
     email = email.strip().lower()
     if Membership.objects.filter(organization=organization, user__email=email).exists():
@@ -126,7 +131,11 @@ def invite_member(
     invitation.full_clean()
     invitation.save()
     record(actor=by, action="invitation.create", target=invitation, changes={"role": role})
-    link = accept_url.format(token=secret)
+    link = (
+        f"{settings.FABPOOL_BASE_URL}{reverse('accept-invitation')}?{urlencode({'token': secret})}"
+    )
+    # robust: a mail server that is down must not turn a committed invitation
+    # into an error for the caller (who would retry and revoke it); it is logged.
     transaction.on_commit(
         lambda: send_mail(
             subject=_("You are invited to join %(org)s on fabpool") % {"org": organization},
@@ -143,7 +152,8 @@ def invite_member(
             },
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[email],
-        )
+        ),
+        robust=True,
     )
     return invitation, secret
 
@@ -186,8 +196,12 @@ def accept_invitation(*, secret: str, user: User) -> Membership:
 
 
 @transaction.atomic
-def create_api_token(*, user: User, name: str) -> tuple[ApiToken, str]:
-    """Returns the token row and its secret, which is never stored nor shown again."""
+def create_api_token(*, user: User, name: str, with_token: bool = False) -> tuple[ApiToken, str]:
+    """Returns the token row and its secret, which is never stored nor shown again.
+    `with_token`: the caller authenticated with an API token, which may not mint
+    more (a leaked token must not be able to give itself successors)."""
+    if with_token:
+        raise Forbidden(_("Create API tokens from a logged-in session, not with a token."))
     secret = ApiToken.generate_secret()
     token = ApiToken(user=user, name=name, hint=secret[:10], token_hash=hash_secret(secret))
     token.full_clean()

@@ -59,6 +59,14 @@ if PRODUCTION and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when FABPOOL_ENV=production.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
+# Where people reach fabpool: links in emails are built from it, not from a
+# request's Host header (emails also go out from management commands).
+FABPOOL_BASE_URL = os.environ.get(
+    "FABPOOL_BASE_URL", "" if PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
+if PRODUCTION and not FABPOOL_BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured("FABPOOL_BASE_URL must be set to https://… in production.")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -142,6 +150,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache --------------------------------------------------------------------
+# Shared by every app process: login rate limits and TOTP replay protection
+# (allauth) and API throttling must see all processes' counts, so production
+# needs Redis; one development process can keep them in memory.
+if REDIS_URL := os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+elif PRODUCTION:
+    raise ImproperlyConfigured("REDIS_URL must be set when FABPOOL_ENV=production.")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Accounts ---------------------------------------------------------------
 AUTH_USER_MODEL = "core.User"
 AUTHENTICATION_BACKENDS = [
@@ -217,15 +238,23 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "core.api.filters.IdFilterBackend",
         "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "core.api.filters.StableOrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Views opt in with throttle_scope; anything that sends email to addresses
+    # the caller chooses is limited.
+    "DEFAULT_THROTTLE_RATES": {"invitations": os.environ.get("INVITATION_RATE", "30/hour")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "fabpool API",

@@ -1,5 +1,7 @@
 """Validators for French and EU business identifiers (python-stdnum does the maths)."""
 
+import unicodedata
+
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from stdnum.eu import vat as eu_vat
@@ -27,9 +29,26 @@ def validate_vat_number(value: str) -> None:
         ) from exc
 
 
+def validate_single_line(value: str) -> None:
+    """Names end up in email subjects and invoice headers: no line breaks or
+    other control characters."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValidationError(
+            _("Use a single line without control characters."), code="control_characters"
+        )
+
+
+# The compact forms are what is stored. They must not fail on a value the
+# validators above have already refused: full_clean() runs clean() regardless.
 def compact_siret(value: str) -> str:
-    return fr_siret.compact(value) if value else ""
+    try:
+        return fr_siret.compact(value) if value else ""
+    except StdnumError:
+        return value
 
 
 def compact_vat_number(value: str) -> str:
-    return eu_vat.compact(value) if value else ""
+    try:
+        return eu_vat.compact(value) if value else ""
+    except StdnumError:
+        return value

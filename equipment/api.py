@@ -6,7 +6,8 @@ from django.db.models import Q
 from django_countries.serializer_fields import CountryField
 from rest_framework import mixins, serializers, viewsets
 
-from core.api.filters import IdFilterSet
+from core.api.fields import AwareDateTimeField, EmailRelatedField
+from core.api.filters import MAX_ID, IdFilter, IdFilterSet
 from core.models import User
 from equipment import services
 from equipment.models import (
@@ -124,6 +125,8 @@ class ClosureSerializer(serializers.ModelSerializer):
 
 class MaintenanceWindowSerializer(serializers.ModelSerializer):
     machine = VisibleMachineField()
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
 
     class Meta:
         model = MaintenanceWindow
@@ -142,11 +145,7 @@ class QualificationSerializer(serializers.ModelSerializer):
 
 class UserQualificationSerializer(serializers.ModelSerializer):
     qualification = serializers.PrimaryKeyRelatedField(queryset=Qualification.objects.none())
-    user = serializers.SlugRelatedField(
-        slug_field="email",
-        queryset=User.objects.none(),
-        help_text="The holder's email address.",
-    )
+    user = EmailRelatedField(queryset=User.objects.none(), help_text="The holder's email address.")
     granted_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:
@@ -185,8 +184,8 @@ class PlatformMembershipSerializer(serializers.ModelSerializer):
 
 
 class MachineFilter(IdFilterSet):
-    platform = django_filters.NumberFilter()
-    machine_type = django_filters.NumberFilter()
+    platform = IdFilter()
+    machine_type = IdFilter()
     type = django_filters.CharFilter(field_name="machine_type__slug", label="Machine type slug")
     category = django_filters.ChoiceFilter(
         field_name="machine_type__category", choices=MachineType.Category.choices
@@ -200,7 +199,7 @@ class MachineFilter(IdFilterSet):
 
     def filter_label(self, queryset, name, value):
         condition = Q(platform__labels__slug=value)
-        if value.isdigit():
+        if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
             condition |= Q(platform__labels__id=int(value))
         return queryset.filter(condition).distinct()
 

@@ -1,3 +1,4 @@
+import functools
 import zoneinfo
 
 from django.conf import settings
@@ -10,12 +11,20 @@ from django.utils.translation import pgettext_lazy
 from django_countries.fields import CountryField
 
 from core.models import Organization, another_row_has
+from core.validators import validate_single_line
 
 CURRENCIES = [("EUR", "EUR — euro"), ("CHF", "CHF — Swiss franc"), ("GBP", "GBP — pound sterling")]
 
 
+@functools.cache
+def _iana_time_zones() -> frozenset[str]:
+    # available_timezones() rescans tzdata on each call; "localtime" is the
+    # server's own zone and "Factory" a placeholder: neither names a place.
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "Factory"})
+
+
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in _iana_time_zones():
         raise ValidationError(
             _("Unknown time zone “%(value)s”; use an IANA name such as Europe/Paris."),
             code="invalid_timezone",
@@ -27,13 +36,15 @@ def validate_specs(value) -> None:
     """Specs are a flat object: names to a number, text, yes/no, or a list of those."""
     scalar = str | int | float | bool
 
+    def ok_scalar(item) -> bool:
+        # PostgreSQL's jsonb cannot hold a NUL character.
+        return isinstance(item, scalar) and not (isinstance(item, str) and "\x00" in item)
+
     def ok(item) -> bool:
-        return isinstance(item, scalar) or (
-            isinstance(item, list) and all(isinstance(x, scalar) for x in item)
-        )
+        return ok_scalar(item) or (isinstance(item, list) and all(ok_scalar(x) for x in item))
 
     if not isinstance(value, dict) or not all(
-        isinstance(k, str) and k and ok(v) for k, v in value.items()
+        isinstance(k, str) and k and "\x00" not in k and ok(v) for k, v in value.items()
     ):
         raise ValidationError(
             _("Specs must be an object of names to numbers, text, booleans or lists of those."),
@@ -91,8 +102,8 @@ class MachineQuerySet(PlatformScopedQuerySet):
         return super().visible_to(user).filter(Q(is_active=True) | Q(platform__in=staffed))
 
 
-class MachineScopedQuerySet(PlatformScopedQuerySet):
-    platform_path = "machine__platform"
+class MachineScopedQuerySet(models.QuerySet):
+    """For rows that belong to a machine: visible with the machine."""
 
     def visible_to(self, user):
         return self.filter(machine__in=Machine.objects.visible_to(user))
@@ -146,7 +157,7 @@ class Label(models.Model):
 class Platform(models.Model):
     """A collaborative platform (fab lab) hosting pooled machines."""
 
-    name = models.CharField(_("name"), max_length=150)
+    name = models.CharField(_("name"), max_length=150, validators=[validate_single_line])
     slug = models.SlugField(unique=True)
     description = models.TextField(_("description"), blank=True)
     address_line1 = models.CharField(_("address"), max_length=200, blank=True)
@@ -249,7 +260,7 @@ class OpeningHours(models.Model):
 
     class Meta:
         verbose_name_plural = "opening hours"
-        ordering = ["platform_id", "weekday", "opens_at"]
+        ordering = ["platform_id", "weekday", "opens_at", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(closes_at__gt=F("opens_at")),
@@ -276,7 +287,7 @@ class Closure(models.Model):
     objects = PlatformScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["platform_id", "start_date"]
+        ordering = ["platform_id", "start_date", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(end_date__gte=F("start_date")),
@@ -321,7 +332,7 @@ class Machine(models.Model):
 
     platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="machines")
     machine_type = models.ForeignKey(MachineType, on_delete=models.PROTECT, related_name="machines")
-    name = models.CharField(_("name"), max_length=150)
+    name = models.CharField(_("name"), max_length=150, validators=[validate_single_line])
     description = models.TextField(_("description"), blank=True)
     specs = models.JSONField(
         _("specifications"), default=dict, blank=True, validators=[validate_specs]
@@ -394,14 +405,14 @@ class Machine(models.Model):
             errors["max_duration_minutes"] = _(
                 "The maximum duration cannot be shorter than the minimum duration."
             )
-        if (
-            self.granularity_minutes
-            and self.min_duration_minutes
-            and self.min_duration_minutes % self.granularity_minutes
-        ):
-            errors["min_duration_minutes"] = _(
-                "The minimum duration must be a multiple of the granularity."
-            )
+        if self.granularity_minutes:
+            if (24 * 60) % self.granularity_minutes:
+                errors["granularity_minutes"] = _(
+                    "The granularity must divide a day evenly (e.g. 15, 30, 60 or 120 minutes)."
+                )
+            for field in ("min_duration_minutes", "max_duration_minutes"):
+                if getattr(self, field) and getattr(self, field) % self.granularity_minutes:
+                    errors[field] = _("Durations must be multiples of the granularity.")
         if another_row_has(self, platform_id=self.platform_id, name=self.name):
             errors["name"] = _("This platform already has a machine of that name.")
         if errors:
@@ -425,7 +436,7 @@ class MaintenanceWindow(models.Model):
     objects = MachineScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["machine_id", "start"]
+        ordering = ["machine_id", "start", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(end__gt=F("start")),
@@ -458,7 +469,7 @@ class Qualification(models.Model):
     objects = PlatformScopedQuerySet.as_manager()
 
     class Meta:
-        ordering = ["platform_id", "name"]
+        ordering = ["platform_id", "name", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(machine_type__isnull=True, machine__isnull=False)
@@ -500,7 +511,7 @@ class UserQualification(models.Model):
     objects = UserQualificationQuerySet.as_manager()
 
     class Meta:
-        ordering = ["qualification_id", "user_id"]
+        ordering = ["qualification_id", "user_id", "id"]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "qualification"],

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from core.audit import delete_recorded, record, save_changes, save_new
 from core.models import User
+from core.writes import delete_recorded, save_changes, save_new
 from equipment import permissions as perms
 from equipment.models import (
     Closure,
@@ -22,6 +22,13 @@ from equipment.models import (
     UserQualification,
 )
 
+
+def _stay_on_platform(data: dict, platform: Platform) -> None:
+    """Rows stay on the platform they were created on (its staff, its bookings)."""
+    if "platform" in data and data["platform"] != platform:
+        raise ValidationError({"platform": _("This cannot move to another platform.")})
+
+
 # --- Platform -------------------------------------------------------------------------
 
 
@@ -30,16 +37,11 @@ def update_platform(*, platform: Platform, by: User, data: dict) -> Platform:
     perms.require_platform_role(by, platform, perms.CAN_EDIT_PLATFORM)
     data = dict(data)
     labels = data.pop("labels", None)
-    save_changes(platform, by=by, data=data)
+    label_change = {}
     if labels is not None and set(labels) != set(platform.labels.all()):
         platform.labels.set(labels)
-        record(
-            actor=by,
-            action="platform.update",
-            target=platform,
-            changes={"labels": sorted(label.pk for label in labels)},
-        )
-    return platform
+        label_change = {"labels": sorted(label.pk for label in labels)}
+    return save_changes(platform, by=by, data=data, also=label_change)
 
 
 # --- Machines -----------------------------------------------------------------------------
@@ -54,8 +56,7 @@ def create_machine(*, platform: Platform, by: User, **fields) -> Machine:
 @transaction.atomic
 def update_machine(*, machine: Machine, by: User, data: dict) -> Machine:
     perms.require_platform_role(by, machine.platform, perms.CAN_EDIT_MACHINES)
-    if "platform" in data and data["platform"] != machine.platform:
-        raise ValidationError({"platform": _("A machine cannot move to another platform.")})
+    _stay_on_platform(data, machine.platform)
     return save_changes(machine, by=by, data=data)
 
 
@@ -90,8 +91,7 @@ def create_opening_hours(*, platform: Platform, by: User, **fields) -> OpeningHo
 @transaction.atomic
 def update_opening_hours(*, hours: OpeningHours, by: User, data: dict) -> OpeningHours:
     perms.require_platform_role(by, hours.platform, perms.CAN_EDIT_HOURS_AND_CLOSURES)
-    if "platform" in data and data["platform"] != hours.platform:
-        raise ValidationError({"platform": _("Opening hours cannot move to another platform.")})
+    _stay_on_platform(data, hours.platform)
     return save_changes(hours, by=by, data=data, check=_check_no_overlapping_hours)
 
 
@@ -110,8 +110,7 @@ def create_closure(*, platform: Platform, by: User, **fields) -> Closure:
 @transaction.atomic
 def update_closure(*, closure: Closure, by: User, data: dict) -> Closure:
     perms.require_platform_role(by, closure.platform, perms.CAN_EDIT_HOURS_AND_CLOSURES)
-    if "platform" in data and data["platform"] != closure.platform:
-        raise ValidationError({"platform": _("A closure cannot move to another platform.")})
+    _stay_on_platform(data, closure.platform)
     return save_changes(closure, by=by, data=data)
 
 
@@ -158,8 +157,7 @@ def create_qualification(*, platform: Platform, by: User, **fields) -> Qualifica
 @transaction.atomic
 def update_qualification(*, qualification: Qualification, by: User, data: dict) -> Qualification:
     perms.require_platform_role(by, qualification.platform, perms.CAN_EDIT_QUALIFICATIONS)
-    if "platform" in data and data["platform"] != qualification.platform:
-        raise ValidationError({"platform": _("A qualification cannot move to another platform.")})
+    _stay_on_platform(data, qualification.platform)
     return save_changes(qualification, by=by, data=data)
 
 

@@ -76,7 +76,6 @@ def world(world):
             by=s.org_admin,
             email=f"invitee.{name}@example.com",
             role=Membership.Role.MEMBER,
-            accept_url="https://fabpool.example/invitations/accept/?token={token}",
         )
         s.token, _secret = create_api_token(user=s.org_member, name="script")
     c = world.c = SimpleNamespace()
@@ -907,7 +906,6 @@ def test_only_the_invited_address_can_accept(api, world):
         by=world.a.org_admin,
         email=world.outsider.email,
         role=Membership.Role.MEMBER,
-        accept_url="https://fabpool.example/accept?token={token}",
     )
     accept = f"{API}/invitations/accept/"
 

@@ -5,11 +5,14 @@
 Validation errors list their reasons per field in details["fields"], keyed by
 the field's path ("labels.0", "non_field_errors")."""
 
+import logging
+
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -17,6 +20,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -43,6 +48,12 @@ def _flatten(errors, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(errors)]}
 
 
+def _is_uniqueness_race(exc: IntegrityError) -> bool:
+    """Unique or exclusion violations only; any other integrity error is a bug (500)."""
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)  # psycopg
+    return sqlstate in {"23505", "23P01"} or str(exc).startswith("UNIQUE constraint failed")
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
@@ -52,9 +63,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, IntegrityError):
+    elif isinstance(exc, IntegrityError) and _is_uniqueness_race(exc):
         # Services validate first; this is the database catching a race between
         # two writers of the same unique value. The loser gets a clear 409.
+        logger.warning("Uniqueness race answered 409: %s", exc)
         return Response(
             error_body("conflict", "This change conflicts with data written meanwhile; retry."),
             status=status.HTTP_409_CONFLICT,
@@ -77,6 +89,9 @@ def exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # a POST to an unknown URL is a 404, not a CSRF failure page
 def api_not_found(request, *args, **kwargs):
     """404 for unknown URLs under /api/ in the API's shape (pages keep Django's)."""
-    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    return JsonResponse(
+        error_body("not_found", "No such endpoint (API paths end with a slash)."), status=404
+    )

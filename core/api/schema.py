@@ -23,7 +23,11 @@ ERROR_STATUSES = {
     "401": "Not authenticated.",
     "403": "Authenticated, but not allowed to do this.",
     "404": "Unknown, or not visible to you.",
+    "405": "This endpoint does not take this method.",
     "409": "Conflicts with the current state.",
+    "410": "No longer usable (e.g. an invitation already accepted or expired).",
+    "415": "Send JSON (application/json).",
+    "429": "Too many requests; retry after the Retry-After header's delay.",
 }
 
 

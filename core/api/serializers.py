@@ -25,10 +25,12 @@ class MeSerializer(serializers.ModelSerializer):
         # Staff roles live in equipment; read through the reverse relation so that
         # core does not import equipment (arrows point from equipment to core).
         return [
-            {"platform": platform, "platform_name": name, "role": role}
-            for platform, name, role in user.platform_roles.values_list(
-                "platform_id", "platform__name", "role"
-            )
+            {
+                "platform": staff.platform_id,
+                "platform_name": staff.platform.name,
+                "role": staff.role,
+            }
+            for staff in user.platform_roles.all()
         ]
 
 

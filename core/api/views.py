@@ -1,11 +1,13 @@
+import django_filters
 from django.db.models import OuterRef, Subquery
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from core import services
+from core.api.filters import IdFilterSet
 from core.api.serializers import (
     AcceptInvitationSerializer,
     ApiTokenSerializer,
@@ -15,8 +17,7 @@ from core.api.serializers import (
     NewApiTokenSerializer,
     OrganizationSerializer,
 )
-from core.errors import Forbidden
-from core.models import ApiToken, Invitation, Membership, Organization
+from core.models import ApiToken, Invitation, Membership, Organization, User
 
 
 class MeView(generics.RetrieveUpdateAPIView):
@@ -25,10 +26,26 @@ class MeView(generics.RetrieveUpdateAPIView):
     serializer_class = MeSerializer
 
     def get_object(self):
-        return self.request.user
+        return (
+            User.objects.prefetch_related("memberships__organization")
+            .prefetch_related("platform_roles__platform")
+            .get(pk=self.request.user.pk)
+        )
 
     def perform_update(self, serializer):
-        services.update_profile(user=self.request.user, data=serializer.validated_data)
+        serializer.instance = services.update_profile(
+            user=serializer.instance, data=serializer.validated_data
+        )
+
+
+class ApiTokenFilter(IdFilterSet):
+    active = django_filters.BooleanFilter(
+        field_name="revoked_at", lookup_expr="isnull", label="Not revoked"
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["active"]
 
 
 class ApiTokenViewSet(
@@ -42,28 +59,28 @@ class ApiTokenViewSet(
     """Personal API tokens. DELETE revokes: the row stays, with its revocation time."""
 
     serializer_class = ApiTokenSerializer
-    filterset_fields = ["revoked_at"]
-    search_fields = []
+    filterset_class = ApiTokenFilter
 
     def get_queryset(self):
         return ApiToken.objects.filter(user_id=self.request.user.pk)
 
     @extend_schema(responses={201: NewApiTokenSerializer})
     def create(self, request, *args, **kwargs):
-        if isinstance(request.auth, ApiToken):
-            # A leaked token must not be able to mint itself successors.
-            raise Forbidden(_("Create API tokens from a logged-in session, not with a token."))
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, secret = services.create_api_token(
-            user=request.user, name=serializer.validated_data["name"]
+            user=request.user,
+            name=serializer.validated_data["name"],
+            with_token=isinstance(request.auth, ApiToken),
         )
         body = NewApiTokenSerializer(token, context={"secret": secret}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer):
         serializer.instance = services.rename_api_token(
-            token=serializer.instance, by=self.request.user, name=serializer.validated_data["name"]
+            token=serializer.instance,
+            by=self.request.user,
+            name=serializer.validated_data.get("name", serializer.instance.name),
         )
 
     def perform_destroy(self, instance):
@@ -87,10 +104,8 @@ class OrganizationViewSet(
         my_role = Membership.objects.filter(
             organization=OuterRef("pk"), user_id=self.request.user.pk
         ).values("role")[:1]
-        return (
-            Organization.objects.visible_to(self.request.user)
-            .annotate(my_role=Subquery(my_role))
-            .distinct()
+        return Organization.objects.visible_to(self.request.user).annotate(
+            my_role=Subquery(my_role)
         )
 
     def perform_create(self, serializer):
@@ -148,6 +163,11 @@ class InvitationViewSet(
 
     serializer_class = InvitationSerializer
     filterset_fields = ["organization"]
+    throttle_scope = "invitations"
+
+    def get_throttles(self):
+        # Only sending is limited: each one emails an address the caller chose.
+        return [ScopedRateThrottle()] if self.action == "create" else []
 
     def get_queryset(self):
         return Invitation.objects.filter(
@@ -155,9 +175,8 @@ class InvitationViewSet(
         )
 
     def perform_create(self, serializer):
-        accept_url = self.request.build_absolute_uri("/invitations/accept/") + "?token={token}"
         serializer.instance, _secret = services.invite_member(
-            by=self.request.user, accept_url=accept_url, **serializer.validated_data
+            by=self.request.user, **serializer.validated_data
         )
 
     def perform_destroy(self, instance):

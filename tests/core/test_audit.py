@@ -43,7 +43,6 @@ def invite(world, email="newcomer@sme.example", role="member"):
         by=world.a.org_admin,
         email=email,
         role=role,
-        accept_url=ACCEPT_URL,
     )
 
 

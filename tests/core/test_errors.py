@@ -52,7 +52,9 @@ RAISES = {
     "django-plain": lambda: DjangoValidationError("Overlaps a booking."),
     "http404": lambda: Http404("nope"),
     "django-permission": lambda: DjangoPermissionDenied(),
-    "integrity": lambda: IntegrityError("duplicate key value violates unique constraint"),
+    # As SQLite words a unique violation (psycopg's carries sqlstate 23505 instead).
+    "integrity": lambda: IntegrityError("UNIQUE constraint failed: core_organization.siret"),
+    "not_null": lambda: IntegrityError("NOT NULL constraint failed: core_user.email"),
     "conflict": lambda: Conflict("The slot was just taken.", code="slot_taken"),
     "gone": lambda: Gone("Cancelled.", details={"cancelled_at": "2025-01-01"}),
 }
@@ -242,7 +244,7 @@ def test_404_for_someone_elses_object_is_the_same_as_for_a_missing_one(caller):
 def test_404_for_an_unknown_url_under_the_api_answers_json(caller, url):
     error = assert_error(caller.get(url), 404, "not_found")
 
-    assert error["message"] == "No such endpoint."
+    assert error["message"] == "No such endpoint (API paths end with a slash)."
 
 
 def test_404_for_an_unknown_api_url_answers_json_even_anonymously(db):
@@ -289,7 +291,13 @@ def test_409_when_the_database_refuses_a_concurrent_duplicate(caller):
     error = assert_error(caller.get("/api/v1/_test/raise/integrity/"), 409, "conflict")
 
     assert "retry" in error["message"]
-    assert "duplicate key" not in error["message"]  # no database internals leak
+    assert "UNIQUE" not in error["message"]  # no database internals leak
+
+
+@with_test_endpoints
+def test_other_integrity_errors_stay_bugs_and_are_not_dressed_as_conflicts(caller):
+    with pytest.raises(IntegrityError, match="NOT NULL"):
+        caller.get("/api/v1/_test/raise/not_null/")
 
 
 @with_test_endpoints

@@ -21,6 +21,8 @@ SETTINGS_FILE = PROJECT_ROOT / "core" / "settings.py"
 SETTINGS_ENV = [
     "FABPOOL_ENV",
     "FABPOOL_VAR_DIR",
+    "FABPOOL_BASE_URL",
+    "REDIS_URL",
     "DEBUG",
     "SECRET_KEY",
     "ALLOWED_HOSTS",
@@ -75,6 +77,8 @@ def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "FABPOOL_VAR_DIR": str(tmp_path / "var"),
         "SECRET_KEY": secrets.token_urlsafe(64),
         "ALLOWED_HOSTS": "fabpool.example",
+        "FABPOOL_BASE_URL": "https://fabpool.example",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
         **extra,
     }
@@ -109,6 +113,24 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path, load_setting
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
         load_settings(**env)
     assert not (tmp_path / "var" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("missing", "reason"),
+    [
+        ("REDIS_URL", "REDIS_URL must be set"),
+        ("FABPOOL_BASE_URL", "FABPOOL_BASE_URL must be set"),
+        ("ALLOWED_HOSTS", "ALLOWED_HOSTS must be set"),
+    ],
+)
+def test_production_refuses_to_start_without_what_several_processes_share(
+    tmp_path, load_settings, missing, reason
+):
+    env = production_env(tmp_path)
+    del env[missing]
+
+    with pytest.raises(ImproperlyConfigured, match=reason):
+        load_settings(**env)
 
 
 def test_manage_py_in_production_without_a_secret_key_fails_with_a_clear_message(tmp_path):

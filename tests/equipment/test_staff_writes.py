@@ -108,7 +108,10 @@ def test_a_manager_changes_the_platform_time_zone_and_labels(api, world):
     world.a.platform.refresh_from_db()
     assert world.a.platform.timezone == "Europe/Brussels"
     assert list(world.a.platform.labels.all()) == [label]
-    assert audit_actions(world.a.platform) == ["platform.update", "platform.update"]
+    # One request, one audit event, with both the field and the labels in it.
+    assert audit_actions(world.a.platform) == ["platform.update"]
+    event = AuditEvent.objects.get(action="platform.update", target_id=str(world.a.platform.pk))
+    assert event.changes == {"timezone": ["Europe/Paris", "Europe/Brussels"], "labels": [label.pk]}
 
 
 def test_a_manager_sets_opening_hours_and_changes_them(api, world):

@@ -6,7 +6,8 @@ state, so running it again changes nothing and duplicates nothing."""
 from datetime import time, timedelta
 
 from allauth.account.models import EmailAddress
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -306,8 +307,14 @@ def _person(email: str, full_name: str, *, superuser: bool = False) -> User:
 class Command(BaseCommand):
     help = "Load (or refresh) the demo platforms, machines, SMEs and logins."
 
-    @transaction.atomic
     def handle(self, *args, **options):
+        if settings.PRODUCTION:
+            # The demo logins share a published password, a superuser among them.
+            raise CommandError("seed_demo refuses to run with FABPOOL_ENV=production.")
+        self.load()
+
+    @transaction.atomic
+    def load(self):
         labels = {
             spec["slug"]: Label.objects.update_or_create(slug=spec["slug"], defaults=spec)[0]
             for spec in LABELS
