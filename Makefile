@@ -7,12 +7,15 @@ BIN := $(VENV)/bin
 # The PostgreSQL leg of `make test`; pytest-django creates and drops test_<name>.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/fabpool
 
-.PHONY: run test lint test-sqlite test-postgres install clean
+.PHONY: run test lint test-sqlite test-postgres install lock clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+		echo "$(PYTHON) cannot create virtualenvs: install python3-venv (apt-get install python3-venv)." >&2; \
+		exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --constraint constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -43,6 +46,15 @@ test-postgres: install
 	else \
 		echo "PostgreSQL unreachable at $(TEST_POSTGRES_URL): PostgreSQL leg skipped."; \
 	fi
+
+# Re-resolve the newest versions pyproject.toml allows, and pin them.
+lock:
+	rm -rf $(VENV).lock && $(PYTHON) -m venv $(VENV).lock
+	$(VENV).lock/bin/pip install --quiet -e ".[dev]"
+	{ echo "# Exact versions the suite last passed with; pyproject.toml keeps the ranges."; \
+	  echo "# Refresh with: make lock"; \
+	  $(VENV).lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > constraints.txt
+	rm -rf $(VENV).lock
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3*
