@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from core.models import Membership
@@ -12,6 +13,15 @@ def fast_password_hashing(settings):
     """PBKDF2 costs ~0.2 s a user and `world` makes sixteen; MD5 keeps tests fast.
     Password checks still go through Django's real hasher machinery."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Rate-limit counters (allauth's, API throttles) live in the cache: each test
+    starts with none, whatever ran before it."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.throttling import ScopedRateThrottle
 
 from core.models import AuditEvent, Invitation, Membership, Organization
 from core.services import invite_member
@@ -612,3 +613,37 @@ def test_the_accept_page_asks_anonymous_visitors_to_log_in_first(client, db):
 
     assert response.status_code == 302
     assert response.url.startswith("/accounts/login/?next=/invitations/accept/")
+
+
+def test_sending_invitations_is_rate_limited_per_user(api, world, monkeypatch):
+    """Each invitation emails an address the caller chose: a burst answers 429."""
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"invitations": "2/hour"})
+    client = api.as_user(world.a.org_admin)
+
+    statuses = [
+        client.post(INVITATIONS, {"organization": world.a.org.pk, "email": f"p{n}@x.example"})
+        for n in range(3)
+    ]
+
+    assert [r.status_code for r in statuses] == [201, 201, 429]
+    assert statuses[-1].json()["error"]["code"] == "throttled"
+    assert "Retry-After" in statuses[-1]
+    assert Invitation.objects.filter(organization=world.a.org).count() == 2
+    # Reading is not limited.
+    assert client.get(INVITATIONS).status_code == 200
+
+
+def test_a_mail_server_that_is_down_does_not_fail_a_committed_invitation(
+    api, world, settings, django_capture_on_commit_callbacks, caplog
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # nothing listens there
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.as_user(world.a.org_admin).post(
+            INVITATIONS, {"organization": world.a.org.pk, "email": "late@sme.example"}
+        )
+
+    assert response.status_code == 201, response.content
+    assert Invitation.objects.filter(email="late@sme.example").exists()
+    assert "Error calling" in caplog.text  # logged for the operators, not lost
