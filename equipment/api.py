@@ -6,7 +6,7 @@ from django.db.models import Q
 from django_countries.serializer_fields import CountryField
 from rest_framework import mixins, serializers, viewsets
 
-from core.api.fields import AwareDateTimeField, EmailRelatedField
+from core.api.fields import AwareDateTimeField, EmailRelatedField, LocalTimeField
 from core.api.filters import MAX_ID, IdFilter, IdFilterSet
 from core.models import User
 from equipment import services
@@ -109,6 +109,8 @@ class MachineSerializer(serializers.ModelSerializer):
 
 class OpeningHoursSerializer(serializers.ModelSerializer):
     platform = VisiblePlatformField()
+    opens_at = LocalTimeField()
+    closes_at = LocalTimeField()
 
     class Meta:
         model = OpeningHours

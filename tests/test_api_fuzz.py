@@ -88,50 +88,6 @@ anonymous_schema = load(
 # --- Checks -----------------------------------------------------------------------------
 
 
-def mentions_time_format(node, seen: tuple[str, ...] = ()) -> bool:
-    if isinstance(node, list):
-        return any(mentions_time_format(item, seen) for item in node)
-    if not isinstance(node, dict):
-        return False
-    if node.get("format") == "time":
-        return True
-    if (ref := node.get("$ref")) and ref not in seen:
-        component = schema.raw_schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
-        return mentions_time_format(component, (*seen, ref))
-    return any(mentions_time_format(value, seen) for value in node.values())
-
-
-# The schema says `format: time` for TimeFields, which JSON Schema reads as RFC 3339 with
-# an offset ("08:00:00Z"), while they are local times ("08:00:00"). Until the schema says
-# so, success bodies holding one skip response_schema_conformance (errors still don't).
-LOCAL_TIME_OPERATIONS = {
-    f"{method.upper()} {path}"
-    for path, item in schema.raw_schema["paths"].items()
-    for method, operation in item.items()
-    if method in HTTP_METHODS
-    and any(
-        status.startswith("2") and mentions_time_format(response)
-        for status, response in operation["responses"].items()
-    )
-}
-
-
-def error_body_conformance(ctx, response, case):
-    if response.status_code >= 400:
-        return schemathesis.checks.response_schema_conformance(ctx, response, case)
-    return None
-
-
-LOCAL_TIME_CHECKS = [
-    *(check for check in CHECKS if check is not schemathesis.checks.response_schema_conformance),
-    error_body_conformance,
-]
-
-
-def checks_for(case) -> list:
-    return LOCAL_TIME_CHECKS if case.operation.label in LOCAL_TIME_OPERATIONS else CHECKS
-
-
 def send(case, **kwargs):
     """Call the app inside a savepoint rolled back afterwards: every case meets the
     seeded world, and a database error (a 500 to report) cannot poison the test's
@@ -318,14 +274,14 @@ def test_api_as_manager_and_admin(case, fuzz_world):
     fuzz_world.aim(case)
     response = send(case, headers=fuzz_world.headers)
     EXERCISED.setdefault(case.operation.label, Counter())[response.status_code] += 1
-    case.validate_response(response, checks=checks_for(case))
+    case.validate_response(response, checks=CHECKS)
 
 
 @anonymous_schema.parametrize()
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_api_anonymously(case, wsgi_in_test_transaction):
     response = send(case)
-    case.validate_response(response, checks=checks_for(case))
+    case.validate_response(response, checks=CHECKS)
     if response.status_code == 401:
         return
     # Only a URL naming no resource may answer otherwise, with a 404: an `id` that the

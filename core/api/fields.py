@@ -1,3 +1,7 @@
+import contextlib
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -12,9 +16,10 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         if isinstance(value, str):
-            parsed = serializers.DateTimeField(default_timezone=None).to_internal_value(value)
-            if parsed.tzinfo is None:
-                self.fail("naive")
+            with contextlib.suppress(ValueError):  # malformed: the parent says why
+                parsed = parse_datetime(value.strip())
+                if parsed is not None and parsed.tzinfo is None:
+                    self.fail("naive")
         return super().to_internal_value(value)
 
 
@@ -26,3 +31,14 @@ class EmailRelatedField(serializers.SlugRelatedField):
 
     def to_internal_value(self, data):
         return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", "example": "08:30"}
+)
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time in the platform's own time zone, "08:30" or "08:30:00";
+    an offset ("08:30Z") would contradict that, so it is refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", input_formats=["%H:%M", "%H:%M:%S"], **kwargs)

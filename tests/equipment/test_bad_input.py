@@ -107,6 +107,9 @@ HOURS_CASES = [
     Case("weekday", new_hours(weekday=7, opens_at="08:00", closes_at="09:00"), "weekday 7"),
     Case("opens_at", new_hours(weekday=3, opens_at="25:00", closes_at="26:00"), "hour 25"),
     Case(
+        "opens_at", new_hours(weekday=3, opens_at="08:00Z", closes_at="09:00"), "time with offset"
+    ),
+    Case(
         "platform",
         lambda w: (
             w.a.manager,
@@ -243,7 +246,14 @@ def new_window(start, end, machine=None):
     return request
 
 
+def naive_window(w):
+    """A start without offset would be read as UTC, hours away from what was meant."""
+    body = {"machine": w.a.machine.pk, "start": "2030-03-04T08:00:00", "end": "2030-03-04T12:00Z"}
+    return w.a.operator, "post", "maintenance-windows", body
+
+
 MAINTENANCE_CASES = [
+    Case("start", naive_window, "maintenance start without a time zone offset"),
     Case("end", new_window(START, START), "maintenance ends when it starts"),
     Case("end", new_window(START, START - timedelta(hours=1)), "maintenance ends before start"),
     Case(
