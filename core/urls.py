@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from booking import api as booking_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
 from equipment import api as equipment_api
@@ -30,6 +31,7 @@ router.register("qualifications", equipment_api.QualificationViewSet, basename="
 router.register(
     "user-qualifications", equipment_api.UserQualificationViewSet, basename="userqualification"
 )
+router.register("bookings", booking_api.BookingViewSet, basename="booking")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),

@@ -172,6 +172,12 @@ class Platform(models.Model):
     contact_email = models.EmailField(_("contact email"), blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=30, blank=True)
     website = models.URLField(_("website"), blank=True)
+    cancellation_deadline_hours = models.PositiveIntegerField(
+        _("cancellation deadline (hours before the start)"),
+        default=24,
+        validators=[MaxValueValidator(24 * 30)],
+        help_text=_("Cancelling later is allowed but marked late, and may be charged."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PlatformQuerySet.as_manager()

@@ -1,0 +1,150 @@
+"""REST API for bookings: thin views over booking.services."""
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from booking import services
+from booking.models import Booking
+from core.api.fields import AwareDateTimeField
+from core.api.filters import IdFilter, IdFilterSet, UTCDateTimeFilter
+from core.models import Organization
+from equipment.models import Machine, Platform
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    booked_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
+
+    class Meta:
+        model = Booking
+        fields = [
+            "id",
+            "machine",
+            "organization",
+            "booked_by",
+            "start",
+            "end",
+            "blocked_until",
+            "status",
+            "title",
+            "note",
+            "sequence",
+            "override_reason",
+            "cancelled_at",
+            "late_cancellation",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class NewBookingSerializer(serializers.Serializer):
+    machine = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    organization = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        help_text="The organization the booking is for; optional when you belong to one only.",
+    )
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    title = serializers.CharField(max_length=200, required=False, default="")
+    note = serializers.CharField(max_length=5000, required=False, default="", allow_blank=True)
+    override_reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="Platform managers only: waive the soft rules, for this reason.",
+    )
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+class BookingFilter(IdFilterSet):
+    machine = IdFilter()
+    platform = IdFilter(field_name="machine__platform")
+    organization = IdFilter()
+    status = django_filters.MultipleChoiceFilter(choices=Booking.Status.choices)
+    ends_after = UTCDateTimeFilter(field_name="end", lookup_expr="gt", label="Ends after")
+    starts_before = UTCDateTimeFilter(field_name="start", lookup_expr="lt", label="Starts before")
+
+    class Meta:
+        model = Booking
+        fields = ["machine", "platform", "organization", "status"]
+
+
+class BookingViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Bookings you may see: your organizations' ones, and every booking of the
+    platforms where you work. Filter a window with `ends_after` and `starts_before`."""
+
+    serializer_class = BookingSerializer
+    filterset_class = BookingFilter
+    ordering_fields = ["start", "created_at"]
+
+    def get_queryset(self):
+        return Booking.objects.visible_to(self.request.user).select_related("booked_by")
+
+    def _organization_for(self, user, machine: Machine, organization_id: int | None):
+        """The organization a booking is for: one the user belongs to, or, for
+        the platform's staff, any organization that books there."""
+        candidates = Organization.objects.filter(
+            pk__in=Organization.objects.visible_to(user).values("pk")
+        ) | Organization.objects.filter(
+            platform_memberships__platform__in=Platform.objects.staffed_by(user).filter(
+                pk=machine.platform_id
+            )
+        )
+        if organization_id is not None:
+            found = candidates.filter(pk=organization_id).first()
+            if found is None:
+                raise serializers.ValidationError({"organization": ["No such organization."]})
+            return found
+        mine = list(Organization.objects.visible_to(user)[:2])
+        if len(mine) != 1:
+            raise serializers.ValidationError(
+                {"organization": ["Say which organization the booking is for."]}
+            )
+        return mine[0]
+
+    @extend_schema(request=NewBookingSerializer, responses={201: BookingSerializer})
+    def create(self, request, *args, **kwargs):
+        """Book a machine. 400 lists every broken rule in details.problems;
+        409 lists the clashing intervals in details.conflicts."""
+        serializer = NewBookingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        machine = get_object_or_404(
+            Machine.objects.visible_to(request.user).select_related("platform"),
+            pk=data["machine"],
+        )
+        booking = services.create_booking(
+            machine=machine,
+            organization=self._organization_for(request.user, machine, data.get("organization")),
+            by=request.user,
+            start=data["start"],
+            end=data["end"],
+            title=data["title"],
+            note=data["note"],
+            override_reason=data["override_reason"],
+        )
+        return Response(BookingSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CancelSerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], serializer_class=CancelSerializer)
+    def cancel(self, request, pk=None):
+        """Cancel; after the platform's deadline it is marked late."""
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        booking = services.cancel_booking(
+            booking=self.get_object(), by=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(BookingSerializer(booking).data)

@@ -1,0 +1,104 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from core.models import Organization
+from equipment.models import Machine, Platform
+
+
+class BookingQuerySet(models.QuerySet):
+    def active(self) -> "BookingQuerySet":
+        """Bookings that hold their slot: no other may overlap them."""
+        return self.filter(status__in=Booking.ACTIVE_STATUSES)
+
+    def overlapping(self, machine_id: int, start, blocked_until) -> "BookingQuerySet":
+        """Active bookings of `machine` whose blocked period meets [start, blocked_until)."""
+        return self.active().filter(
+            machine_id=machine_id, start__lt=blocked_until, blocked_until__gt=start
+        )
+
+    def visible_to(self, user) -> "BookingQuerySet":
+        """Staff see every booking of their platforms; SME people see their
+        organizations' bookings (others' appear only as anonymous busy time)."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(
+            Q(machine__platform__in=Platform.objects.staffed_by(user))
+            | Q(organization__memberships__user=user)
+        ).distinct()
+
+
+class Booking(models.Model):
+    """A machine reserved by an organization over [start, end), in UTC.
+
+    The slot is held until `blocked_until` = end + the machine's buffer at the
+    time of booking; on PostgreSQL an exclusion constraint (migration 0002)
+    forbids two active bookings of one machine whose held periods overlap."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending approval")
+        CONFIRMED = "confirmed", _("Confirmed")
+        CANCELLED = "cancelled", _("Cancelled")
+        COMPLETED = "completed", _("Completed")
+        NO_SHOW = "no_show", _("No-show")
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.CONFIRMED)
+
+    machine = models.ForeignKey(Machine, on_delete=models.PROTECT, related_name="bookings")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="bookings"
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings"
+    )
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    blocked_until = models.DateTimeField(
+        _("held until"), help_text=_("The end plus the machine's buffer after each booking.")
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.CONFIRMED
+    )
+    title = models.CharField(_("title or project"), max_length=200, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    # Rises on every change a calendar must see (RFC 5545 SEQUENCE).
+    sequence = models.PositiveIntegerField(default=0)
+    override_reason = models.CharField(
+        _("reason for overriding the rules"), max_length=500, blank=True
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    late_cancellation = models.BooleanField(
+        default=False, help_text=_("Cancelled after the platform's cancellation deadline.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BookingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["start", "id"]
+        indexes = [
+            models.Index(fields=["machine", "start"]),
+            models.Index(fields=["organization", "start"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=F("start")), name="booking_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(blocked_until__gte=F("end")), name="booking_held_at_least_until_end"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.machine} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M} UTC"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

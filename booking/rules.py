@@ -1,0 +1,235 @@
+"""The booking policy: every rule a new booking must satisfy, checked at once.
+
+`booking_problems()` returns all broken rules (not the first only), each with a
+code, a message and whether a platform manager may override it ("soft")."""
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from core.models import Membership, Organization, User
+from equipment.models import (
+    Closure,
+    Machine,
+    OpeningHours,
+    PlatformMembership,
+    PlatformStaff,
+    UserQualification,
+)
+
+# People of an SME who may book for it (accountants handle invoices, not machines).
+BOOKING_ROLES = (Membership.Role.ADMIN, Membership.Role.MEMBER)
+# Platform staff who may book for any SME of their platform.
+BOOKING_STAFF_ROLES = (PlatformStaff.Role.MANAGER, PlatformStaff.Role.OPERATOR)
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    soft: bool  # a platform manager may override it, with a recorded reason
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def booking_problems(
+    *,
+    machine: Machine,
+    organization: Organization,
+    by: User,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[Problem]:
+    problems = [*_who_may_book(machine, organization, by)]
+    if end <= start:
+        # Every other rule is about the period: nothing more to say about it.
+        return [
+            *problems,
+            Problem("end_before_start", _("The end must be after the start."), False),
+        ]
+    problems += _duration_and_alignment(machine, start, end)
+    problems += _notice_and_horizon(machine, start, now)
+    problems += _opening_hours_and_closures(machine, start, end)
+    problems += _qualification(machine, by, start, end)
+    return problems
+
+
+def _who_may_book(machine: Machine, organization: Organization, by: User) -> list[Problem]:
+    problems = []
+    if not machine.is_active:
+        problems.append(Problem("machine_retired", _("This machine cannot be booked."), False))
+    if not PlatformMembership.objects.filter(
+        organization=organization, platform_id=machine.platform_id
+    ).exists():
+        problems.append(
+            Problem(
+                "not_a_platform_member",
+                _("%(org)s may not book on %(platform)s.")
+                % {"org": organization, "platform": machine.platform},
+                False,
+            )
+        )
+    is_staff = _is_booking_staff(by, machine)
+    in_organization = Membership.objects.filter(
+        user=by, organization=organization, role__in=BOOKING_ROLES
+    ).exists()
+    if not (is_staff or in_organization or by.is_superuser):
+        problems.append(
+            Problem(
+                "not_allowed_to_book",
+                _("Only the organization's members and administrators may book for it."),
+                False,
+            )
+        )
+    return problems
+
+
+def _is_booking_staff(user: User, machine: Machine) -> bool:
+    return PlatformStaff.objects.filter(
+        user=user, platform_id=machine.platform_id, role__in=BOOKING_STAFF_ROLES
+    ).exists()
+
+
+def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) -> list[Problem]:
+    problems = []
+    minutes = (end - start) / timedelta(minutes=1)
+    if minutes < machine.min_duration_minutes:
+        problems.append(
+            Problem(
+                "too_short",
+                _("Book at least %(n)d minutes.") % {"n": machine.min_duration_minutes},
+                True,
+            )
+        )
+    if minutes > machine.max_duration_minutes:
+        problems.append(
+            Problem(
+                "too_long",
+                _("Book at most %(n)d minutes.") % {"n": machine.max_duration_minutes},
+                True,
+            )
+        )
+    tz = machine.platform.tzinfo
+    step = machine.granularity_minutes
+    if any(not _on_grid(moment.astimezone(tz), step) for moment in (start, end)):
+        problems.append(
+            Problem(
+                "misaligned",
+                _("Start and end must fall on multiples of %(n)d minutes (local time).")
+                % {"n": step},
+                True,
+            )
+        )
+    return problems
+
+
+def _on_grid(local: datetime, step_minutes: int) -> bool:
+    since_midnight = local.hour * 60 + local.minute
+    return local.second == 0 and local.microsecond == 0 and since_midnight % step_minutes == 0
+
+
+def _notice_and_horizon(machine: Machine, start: datetime, now: datetime) -> list[Problem]:
+    problems = []
+    if start < now + timedelta(minutes=machine.min_notice_minutes):
+        problems.append(
+            Problem(
+                "too_late_to_book",
+                _("Book at least %(n)d minutes ahead.") % {"n": machine.min_notice_minutes},
+                True,
+            )
+        )
+    if start > now + timedelta(days=machine.booking_horizon_days):
+        problems.append(
+            Problem(
+                "beyond_horizon",
+                _("Bookings open %(n)d days ahead.") % {"n": machine.booking_horizon_days},
+                True,
+            )
+        )
+    return problems
+
+
+def _opening_hours_and_closures(machine: Machine, start: datetime, end: datetime) -> list[Problem]:
+    """Someone must be there to start and to end: both fall within opening hours
+    (local time, so DST days follow the wall clock), on days that are not closed.
+    A booking within one day fits in one opening span; a longer one (an unattended
+    print running overnight) only needs its start and end inside opening hours."""
+    tz = machine.platform.tzinfo
+    local_start, local_end = start.astimezone(tz), end.astimezone(tz)
+    spans = list(OpeningHours.objects.filter(platform_id=machine.platform_id))
+    problems = []
+
+    def span_holding(day, opens_before, closes_after):
+        return next(
+            (
+                s
+                for s in spans
+                if s.weekday == day.weekday()
+                and s.opens_at <= opens_before
+                and closes_after <= s.closes_at
+            ),
+            None,
+        )
+
+    same_day = local_start.date() == local_end.date()
+    if same_day:
+        inside = span_holding(local_start, local_start.time(), local_end.time()) is not None
+    else:
+        inside = span_holding(local_start, local_start.time(), local_start.time()) and (
+            span_holding(local_end, local_end.time(), local_end.time())
+        )
+    if not inside:
+        problems.append(
+            Problem(
+                "outside_opening_hours",
+                _("The platform is not open at that time (%(tz)s).")
+                % {"tz": machine.platform.timezone},
+                True,
+            )
+        )
+    closed_days = Closure.objects.filter(
+        Q(start_date__lte=local_start.date(), end_date__gte=local_start.date())
+        | Q(start_date__lte=local_end.date(), end_date__gte=local_end.date()),
+        platform_id=machine.platform_id,
+    )
+    if closure := closed_days.first():
+        problems.append(
+            Problem(
+                "platform_closed",
+                _("The platform is closed from %(first)s to %(last)s%(reason)s.")
+                % {
+                    "first": closure.start_date.isoformat(),
+                    "last": closure.end_date.isoformat(),
+                    "reason": f" ({closure.reason})" if closure.reason else "",
+                },
+                True,
+            )
+        )
+    return problems
+
+
+def _qualification(machine: Machine, by: User, start: datetime, end: datetime) -> list[Problem]:
+    if not machine.qualification_required or _is_booking_staff(by, machine):
+        return []
+    tz = machine.platform.tzinfo
+    first_day, last_day = start.astimezone(tz).date(), end.astimezone(tz).date()
+    valid = UserQualification.objects.filter(
+        Q(qualification__machine=machine)
+        | Q(qualification__machine_type_id=machine.machine_type_id),
+        qualification__platform_id=machine.platform_id,
+        user=by,
+        granted_on__lte=first_day,
+    ).filter(Q(expires_on__isnull=True) | Q(expires_on__gte=last_day))
+    if valid.exists():
+        return []
+    return [
+        Problem(
+            "qualification_missing",
+            _("You need a valid qualification for this machine on the booking's dates."),
+            True,
+        )
+    ]
