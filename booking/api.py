@@ -51,7 +51,7 @@ class NewBookingSerializer(serializers.Serializer):
     )
     start = AwareDateTimeField()
     end = AwareDateTimeField()
-    title = serializers.CharField(max_length=200, required=False, default="")
+    title = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     note = serializers.CharField(max_length=5000, required=False, default="", allow_blank=True)
     override_reason = serializers.CharField(
         max_length=500,

@@ -4,7 +4,7 @@
 code, a message and whether a platform manager may override it ("soft")."""
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -44,6 +44,9 @@ def booking_problems(
     end: datetime,
     now: datetime,
 ) -> list[Problem]:
+    # Elapsed time, not wall-clock time: Python subtracts two datetimes of one
+    # zone by their wall clocks, which is an hour off across a DST change.
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     problems = [*_who_may_book(machine, organization, by)]
     if end <= start:
         # Every other rule is about the period: nothing more to say about it.
@@ -160,7 +163,7 @@ def _opening_hours_and_closures(machine: Machine, start: datetime, end: datetime
     print running overnight) only needs its start and end inside opening hours."""
     tz = machine.platform.tzinfo
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
-    spans = list(OpeningHours.objects.filter(platform_id=machine.platform_id))
+    spans = _merged(OpeningHours.objects.filter(platform_id=machine.platform_id))
     problems = []
 
     def span_holding(day, opens_before, closes_after):
@@ -210,6 +213,25 @@ def _opening_hours_and_closures(machine: Machine, start: datetime, end: datetime
             )
         )
     return problems
+
+
+@dataclass(frozen=True)
+class _Span:
+    weekday: int
+    opens_at: time
+    closes_at: time
+
+
+def _merged(hours) -> list[_Span]:
+    """Opening spans with the adjacent ones of a day joined (08–12 and 12–18 is 08–18)."""
+    merged: list[_Span] = []
+    for h in sorted(hours, key=lambda h: (h.weekday, h.opens_at)):
+        last = merged[-1] if merged else None
+        if last and last.weekday == h.weekday and h.opens_at <= last.closes_at:
+            merged[-1] = _Span(h.weekday, last.opens_at, max(last.closes_at, h.closes_at))
+        else:
+            merged.append(_Span(h.weekday, h.opens_at, h.closes_at))
+    return merged
 
 
 def _qualification(machine: Machine, by: User, start: datetime, end: datetime) -> list[Problem]:

@@ -1,7 +1,7 @@
 """Writes on bookings. Each is atomic and audited; the API and the pages call
 these, so a booking rule lives here and in booking/rules.py only."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -67,6 +67,7 @@ def create_booking(
     BookingConflict with the clashing intervals; nobody overrides a conflict."""
     if override_reason and not _may_override(by, machine):
         raise Forbidden(_("Only the platform's managers may override booking rules."))
+    start, end = start.astimezone(UTC), end.astimezone(UTC)  # elapsed time across DST
     problems = booking_problems(
         machine=machine, organization=organization, by=by, start=start, end=end, now=timezone.now()
     )

@@ -1,4 +1,5 @@
 import contextlib
+from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -10,8 +11,13 @@ class AwareDateTimeField(serializers.DateTimeField):
     or "…Z". A bare "2027-03-01T08:00" would be silently read as UTC, an hour
     or two away from what a French user meant, so it is refused."""
 
+    # Far enough for any booking; near enough that adding a buffer or moving to
+    # a platform's time zone can never leave the calendar (year 9999).
+    EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
+
     default_error_messages = {
         "naive": "Give the time zone offset, e.g. 2027-03-01T08:00:00+01:00 or …Z.",
+        "out_of_range": "Give a date between 1970 and 2999.",
     }
 
     def to_internal_value(self, value):
@@ -20,7 +26,14 @@ class AwareDateTimeField(serializers.DateTimeField):
                 parsed = parse_datetime(value.strip())
                 if parsed is not None and parsed.tzinfo is None:
                     self.fail("naive")
-        return super().to_internal_value(value)
+        try:
+            moment = super().to_internal_value(value)
+            in_range = self.EARLIEST <= moment < self.LATEST
+        except OverflowError:
+            in_range = False
+        if not in_range:
+            self.fail("out_of_range")
+        return moment
 
 
 class EmailRelatedField(serializers.SlugRelatedField):
