@@ -41,6 +41,22 @@ def _raise_conflict(machine: Machine, start: datetime, blocked_until: datetime) 
         raise BookingConflict(_("This machine is already taken for part of that time."), found)
 
 
+def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:
+    """Insert; on PostgreSQL the exclusion constraint may refuse it, and then the
+    caller gets the clashes. If the clashing booking was cancelled in between,
+    the slot is free again: try once more rather than fail."""
+    for _attempt in range(attempts):
+        try:
+            with transaction.atomic():  # a savepoint: the transaction survives a refusal
+                booking.save()
+            return
+        except IntegrityError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != EXCLUSION_VIOLATION:
+                raise
+            _raise_conflict(booking.machine, booking.start, booking.blocked_until)
+    raise BookingConflict(_("This machine is already taken for part of that time."), [])
+
+
 def _may_override(user: User, machine: Machine) -> bool:
     return (
         user.is_superuser
@@ -94,14 +110,7 @@ def create_booking(
         override_reason=override_reason if problems else "",
     )
     booking.full_clean()
-    try:
-        with transaction.atomic():  # a savepoint: the transaction survives a refusal
-            booking.save()
-    except IntegrityError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) != EXCLUSION_VIOLATION:
-            raise
-        _raise_conflict(machine, start, blocked_until)
-        raise  # the clashing booking vanished meanwhile: let the caller retry
+    _insert_unless_taken(booking)
     record(
         actor=by,
         action="booking.create",
