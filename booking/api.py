@@ -35,6 +35,10 @@ class BookingSerializer(serializers.ModelSerializer):
             "override_reason",
             "cancelled_at",
             "late_cancellation",
+            "decided_at",
+            "decision_note",
+            "checked_in_at",
+            "checked_out_at",
             "created_at",
             "updated_at",
         ]
@@ -63,6 +67,29 @@ class NewBookingSerializer(serializers.Serializer):
 
 class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+class MoveSerializer(serializers.Serializer):
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    override_reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="Platform managers only: waive the soft rules, for this reason.",
+    )
+
+
+class ApproveSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Told to the SME.")
+
+
+class NoBodySerializer(serializers.Serializer):
+    pass
 
 
 class BookingFilter(IdFilterSet):
@@ -142,9 +169,43 @@ class BookingViewSet(
     @action(detail=True, methods=["post"], serializer_class=CancelSerializer)
     def cancel(self, request, pk=None):
         """Cancel; after the platform's deadline it is marked late."""
-        serializer = CancelSerializer(data=request.data)
+        return self._act(request, CancelSerializer, services.cancel_booking)
+
+    def _act(self, request, serializer_class, service):
+        """Validate the body, call `service` on the booking, answer the booking."""
+        serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        booking = services.cancel_booking(
-            booking=self.get_object(), by=request.user, reason=serializer.validated_data["reason"]
-        )
+        booking = service(booking=self.get_object(), by=request.user, **serializer.validated_data)
         return Response(BookingSerializer(booking).data)
+
+    @extend_schema(request=MoveSerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], serializer_class=MoveSerializer)
+    def move(self, request, pk=None):
+        """Move or resize, under the same rules as a new booking (400 lists every
+        broken rule, 409 the clashes). On a machine that needs approval, an SME's
+        move asks for approval again."""
+        return self._act(request, MoveSerializer, services.move_booking)
+
+    @extend_schema(request=ApproveSerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], serializer_class=ApproveSerializer)
+    def approve(self, request, pk=None):
+        """Platform managers: confirm a pending booking."""
+        return self._act(request, ApproveSerializer, services.approve_booking)
+
+    @extend_schema(request=RejectSerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], serializer_class=RejectSerializer)
+    def reject(self, request, pk=None):
+        """Platform managers: refuse a pending booking, saying why; the slot is freed."""
+        return self._act(request, RejectSerializer, services.reject_booking)
+
+    @extend_schema(request=NoBodySerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], url_path="check-in", serializer_class=NoBodySerializer)
+    def check_in(self, request, pk=None):
+        """Record the real start: from 15 minutes before the start until the end."""
+        return self._act(request, NoBodySerializer, services.check_in)
+
+    @extend_schema(request=NoBodySerializer, responses={200: BookingSerializer})
+    @action(detail=True, methods=["post"], url_path="check-out", serializer_class=NoBodySerializer)
+    def check_out(self, request, pk=None):
+        """Record the real end; the booking is completed and the rest of the slot freed."""
+        return self._act(request, NoBodySerializer, services.check_out)

@@ -42,6 +42,7 @@ class Booking(models.Model):
         PENDING = "pending", _("Pending approval")
         CONFIRMED = "confirmed", _("Confirmed")
         CANCELLED = "cancelled", _("Cancelled")
+        REJECTED = "rejected", _("Rejected")
         COMPLETED = "completed", _("Completed")
         NO_SHOW = "no_show", _("No-show")
 
@@ -76,6 +77,15 @@ class Booking(models.Model):
     late_cancellation = models.BooleanField(
         default=False, help_text=_("Cancelled after the platform's cancellation deadline.")
     )
+    # Approval of a pending booking, or its rejection, by the platform.
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.CharField(_("decision note"), max_length=500, blank=True)
+    # What really happened, for billing.
+    checked_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True)
+    checked_out_at = models.DateTimeField(_("checked out at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

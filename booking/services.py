@@ -18,13 +18,16 @@ from equipment.models import Machine, MaintenanceWindow, PlatformStaff
 EXCLUSION_VIOLATION = "23P01"  # PostgreSQL's sqlstate for a broken exclusion constraint
 
 
-def clashes(*, machine: Machine, start: datetime, blocked_until: datetime) -> list[dict]:
+def clashes(
+    *, machine: Machine, start: datetime, blocked_until: datetime, ignoring: Booking | None = None
+) -> list[dict]:
     """What holds any part of [start, blocked_until) on `machine`: active bookings
-    (with their buffers) and maintenance windows. Anonymous on purpose: the
-    answer goes to people of other SMEs too."""
-    bookings = Booking.objects.overlapping(machine.pk, start, blocked_until).values_list(
-        "start", "blocked_until"
-    )
+    (with their buffers; `ignoring` one being moved) and maintenance windows.
+    Anonymous on purpose: the answer goes to people of other SMEs too."""
+    bookings = Booking.objects.overlapping(machine.pk, start, blocked_until)
+    if ignoring is not None:
+        bookings = bookings.exclude(pk=ignoring.pk)
+    bookings = bookings.values_list("start", "blocked_until")
     maintenance = MaintenanceWindow.objects.filter(
         machine=machine, start__lt=blocked_until, end__gt=start
     ).values_list("start", "end")
@@ -158,3 +161,178 @@ def cancel_booking(*, booking: Booking, by: User, reason: str = "") -> Booking:
         changes={"late": booking.late_cancellation, "reason": reason},
     )
     return booking
+
+
+# --- After booking: move, approve, reject, check in and out, no-shows ---------------------------
+
+
+def _locked(booking: Booking) -> Booking:
+    """The booking's row, locked until the transaction ends, so that two changes
+    of one booking (a cancel and a check-in, say) happen one after the other."""
+    return (
+        Booking.objects.select_for_update()
+        .select_related("machine__platform", "organization")
+        .get(pk=booking.pk)
+    )
+
+
+def _require_manager(user: User, booking: Booking) -> None:
+    if not _may_override(user, booking.machine):
+        raise Forbidden(_("Only the platform's managers may decide on bookings."))
+
+
+def _require_status(booking: Booking, *statuses: str) -> None:
+    if booking.status not in statuses:
+        raise Conflict(
+            _("This booking is %(status)s.") % {"status": booking.get_status_display().lower()},
+            code="booking_wrong_status",
+        )
+
+
+@transaction.atomic
+def move_booking(
+    *, booking: Booking, by: User, start: datetime, end: datetime, override_reason: str = ""
+) -> Booking:
+    """Move or resize a booking that has not started, under the same rules as a
+    new one. On a machine that needs approval, an SME's move asks again."""
+    booking = _locked(booking)
+    machine = booking.machine
+    _require_may_change(by, booking)
+    _require_status(booking, *Booking.ACTIVE_STATUSES)
+    now = timezone.now()
+    if booking.start <= now:
+        raise Conflict(_("A booking that has started cannot be moved."), code="booking_started")
+    if override_reason and not _may_override(by, machine):
+        raise Forbidden(_("Only the platform's managers may override booking rules."))
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    problems = booking_problems(
+        machine=machine, organization=booking.organization, by=by, start=start, end=end, now=now
+    )
+    blocking = [p for p in problems if not (override_reason and p.soft)]
+    if blocking:
+        raise BookingRejected([p.as_dict() for p in blocking])
+    blocked_until = end + timedelta(minutes=machine.buffer_after_minutes)
+    found = clashes(machine=machine, start=start, blocked_until=blocked_until, ignoring=booking)
+    if found:
+        raise BookingConflict(_("This machine is already taken for part of that time."), found)
+
+    before = {"start": booking.start, "end": booking.end, "status": booking.status}
+    booking.start, booking.end, booking.blocked_until = start, end, blocked_until
+    if machine.approval_required and not _may_override(by, machine):
+        booking.status = Booking.Status.PENDING
+    booking.override_reason = override_reason if problems else ""
+    booking.sequence += 1
+    booking.full_clean()
+    try:
+        with transaction.atomic():
+            booking.save()
+    except IntegrityError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != EXCLUSION_VIOLATION:
+            raise
+        found = clashes(machine=machine, start=start, blocked_until=blocked_until, ignoring=booking)
+        raise BookingConflict(
+            _("This machine is already taken for part of that time."), found
+        ) from None
+    after = {"start": booking.start, "end": booking.end, "status": booking.status}
+    record(
+        actor=by,
+        action="booking.move",
+        target=booking,
+        changes={k: [before[k], after[k]] for k in before if before[k] != after[k]},
+    )
+    return booking
+
+
+@transaction.atomic
+def approve_booking(*, booking: Booking, by: User, note: str = "") -> Booking:
+    booking = _locked(booking)
+    _require_manager(by, booking)
+    _require_status(booking, Booking.Status.PENDING)
+    return _decide(booking, by=by, status=Booking.Status.CONFIRMED, note=note)
+
+
+@transaction.atomic
+def reject_booking(*, booking: Booking, by: User, reason: str) -> Booking:
+    """Refuse a pending booking; the slot is freed. The reason goes to the SME."""
+    booking = _locked(booking)
+    _require_manager(by, booking)
+    _require_status(booking, Booking.Status.PENDING)
+    return _decide(booking, by=by, status=Booking.Status.REJECTED, note=reason)
+
+
+def _decide(booking: Booking, *, by: User, status: str, note: str) -> Booking:
+    booking.status = status
+    booking.decided_at = timezone.now()
+    booking.decided_by = by
+    booking.decision_note = note
+    booking.sequence += 1
+    booking.save()
+    record(actor=by, action=f"booking.{status}", target=booking, changes={"note": note})
+    return booking
+
+
+# Check-in opens this long before the start, so people arriving early can begin.
+CHECK_IN_OPENS_BEFORE = timedelta(minutes=15)
+
+
+@transaction.atomic
+def check_in(*, booking: Booking, by: User) -> Booking:
+    """Record the real start (billing may use it instead of the booked time)."""
+    booking = _locked(booking)
+    _require_may_change(by, booking)
+    _require_status(booking, Booking.Status.CONFIRMED)
+    now = timezone.now()
+    if booking.checked_in_at:
+        raise Conflict(_("This booking is already checked in."), code="already_checked_in")
+    if not booking.start - CHECK_IN_OPENS_BEFORE <= now < booking.end:
+        raise Conflict(
+            _("Check in from 15 minutes before the start until the end."), code="not_check_in_time"
+        )
+    booking.checked_in_at = now
+    booking.save(update_fields=["checked_in_at", "updated_at"])
+    record(actor=by, action="booking.check_in", target=booking)
+    return booking
+
+
+@transaction.atomic
+def check_out(*, booking: Booking, by: User) -> Booking:
+    """Record the real end and complete the booking; leaving early frees the rest."""
+    booking = _locked(booking)
+    _require_may_change(by, booking)
+    _require_status(booking, Booking.Status.CONFIRMED)
+    if not booking.checked_in_at:
+        raise Conflict(_("Check in before checking out."), code="not_checked_in")
+    booking.checked_out_at = max(timezone.now(), booking.checked_in_at)
+    booking.status = Booking.Status.COMPLETED
+    booking.save(update_fields=["checked_out_at", "status", "updated_at"])
+    record(actor=by, action="booking.check_out", target=booking)
+    return booking
+
+
+def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
+    """Confirmed bookings nobody checked in within their platform's grace period
+    become no-shows, which frees the rest of their slot. Idempotent: a booking is
+    marked once, however often this runs; each is its own short transaction."""
+    now = now or timezone.now()
+    due = (
+        Booking.objects.filter(
+            status=Booking.Status.CONFIRMED, checked_in_at__isnull=True, start__lt=now
+        )
+        .select_related("machine__platform")
+        .order_by("start")
+    )
+    marked = []
+    for candidate in list(due):  # read first: the loop writes
+        grace = timedelta(minutes=candidate.machine.platform.no_show_grace_minutes)
+        if candidate.start + grace > now:
+            continue
+        with transaction.atomic():
+            booking = _locked(candidate)
+            if booking.status != Booking.Status.CONFIRMED or booking.checked_in_at:
+                continue  # checked in or cancelled meanwhile
+            booking.status = Booking.Status.NO_SHOW
+            booking.sequence += 1
+            booking.save(update_fields=["status", "sequence", "updated_at"])
+            record(actor=None, action="booking.no_show", target=booking)
+            marked.append(booking)
+    return marked

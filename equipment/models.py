@@ -178,6 +178,12 @@ class Platform(models.Model):
         validators=[MaxValueValidator(24 * 30)],
         help_text=_("Cancelling later is allowed but marked late, and may be charged."),
     )
+    no_show_grace_minutes = models.PositiveIntegerField(
+        _("no-show grace period (minutes)"),
+        default=15,
+        validators=[MaxValueValidator(24 * 60)],
+        help_text=_("A booking not checked in this long after its start is a no-show."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PlatformQuerySet.as_manager()
