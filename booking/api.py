@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from booking import services
 from booking.models import Booking
+from core.api import idempotency
 from core.api.fields import AwareDateTimeField
 from core.api.filters import IdFilter, IdFilterSet, UTCDateTimeFilter
 from core.models import Organization
@@ -142,10 +143,18 @@ class BookingViewSet(
             )
         return mine[0]
 
-    @extend_schema(request=NewBookingSerializer, responses={201: BookingSerializer})
+    @extend_schema(
+        request=NewBookingSerializer,
+        responses={201: BookingSerializer},
+        parameters=[idempotency.SCHEMA_PARAMETER],
+    )
     def create(self, request, *args, **kwargs):
         """Book a machine. 400 lists every broken rule in details.problems;
-        409 lists the clashing intervals in details.conflicts."""
+        409 lists the clashing intervals in details.conflicts. With an
+        Idempotency-Key header, a retried request never books twice."""
+        return idempotency.idempotent(request, lambda: self._create(request))
+
+    def _create(self, request):
         serializer = NewBookingSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

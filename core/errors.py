@@ -39,3 +39,8 @@ class Conflict(DomainError):
 class Gone(DomainError):
     status_code = 410
     code = "gone"
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+    code = "unprocessable"

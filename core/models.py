@@ -285,3 +285,24 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email or 'system'} {self.action}"
+
+
+class IdempotentRequest(models.Model):
+    """A POST made with an `Idempotency-Key` header, and the answer it got: a
+    retry with the same key gets the same answer instead of acting twice."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # What was asked (method, path, body): the same key for another request is an error.
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotentrequest_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.key}"

@@ -27,6 +27,7 @@ ERROR_STATUSES = {
     "409": "Conflicts with the current state.",
     "410": "No longer usable (e.g. an invitation already accepted or expired).",
     "415": "Send JSON (application/json).",
+    "422": "This Idempotency-Key was used for another request.",
     "429": "Too many requests; retry after the Retry-After header's delay.",
 }
 
@@ -49,7 +50,13 @@ def add_error_responses(result, generator, request, public):
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
+            takes_key = any(
+                p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+                for p in operation.get("parameters", [])
+            )
             for code, description in ERROR_STATUSES.items():
+                if code == "422" and not takes_key:
+                    continue
                 responses.setdefault(
                     code,
                     {"description": description, "content": {"application/json": {"schema": ref}}},
