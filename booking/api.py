@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from booking import services
-from booking.models import Booking
+from booking.models import Booking, BookingSeries
 from core.api import idempotency
 from core.api.fields import AwareDateTimeField
 from core.api.filters import IdFilter, IdFilterSet, UTCDateTimeFilter
@@ -32,6 +32,7 @@ class BookingSerializer(serializers.ModelSerializer):
             "status",
             "title",
             "note",
+            "series",
             "sequence",
             "override_reason",
             "cancelled_at",
@@ -97,6 +98,7 @@ class BookingFilter(IdFilterSet):
     machine = IdFilter()
     platform = IdFilter(field_name="machine__platform")
     organization = IdFilter()
+    series = IdFilter()
     status = django_filters.MultipleChoiceFilter(choices=Booking.Status.choices)
     ends_after = UTCDateTimeFilter(field_name="end", lookup_expr="gt", label="Ends after")
     starts_before = UTCDateTimeFilter(field_name="start", lookup_expr="lt", label="Starts before")
@@ -104,6 +106,29 @@ class BookingFilter(IdFilterSet):
     class Meta:
         model = Booking
         fields = ["machine", "platform", "organization", "status"]
+
+
+def organization_for(user, machine: Machine, organization_id: int | None) -> Organization:
+    """The organization a booking is for: one the user belongs to, or, for
+    the platform's staff, any organization that books there."""
+    candidates = Organization.objects.filter(
+        pk__in=Organization.objects.visible_to(user).values("pk")
+    ) | Organization.objects.filter(
+        platform_memberships__platform__in=Platform.objects.staffed_by(user).filter(
+            pk=machine.platform_id
+        )
+    )
+    if organization_id is not None:
+        found = candidates.filter(pk=organization_id).first()
+        if found is None:
+            raise serializers.ValidationError({"organization": ["No such organization."]})
+        return found
+    mine = list(Organization.objects.visible_to(user)[:2])
+    if len(mine) != 1:
+        raise serializers.ValidationError(
+            {"organization": ["Say which organization the booking is for."]}
+        )
+    return mine[0]
 
 
 class BookingViewSet(
@@ -120,28 +145,6 @@ class BookingViewSet(
 
     def get_queryset(self):
         return Booking.objects.visible_to(self.request.user).select_related("booked_by")
-
-    def _organization_for(self, user, machine: Machine, organization_id: int | None):
-        """The organization a booking is for: one the user belongs to, or, for
-        the platform's staff, any organization that books there."""
-        candidates = Organization.objects.filter(
-            pk__in=Organization.objects.visible_to(user).values("pk")
-        ) | Organization.objects.filter(
-            platform_memberships__platform__in=Platform.objects.staffed_by(user).filter(
-                pk=machine.platform_id
-            )
-        )
-        if organization_id is not None:
-            found = candidates.filter(pk=organization_id).first()
-            if found is None:
-                raise serializers.ValidationError({"organization": ["No such organization."]})
-            return found
-        mine = list(Organization.objects.visible_to(user)[:2])
-        if len(mine) != 1:
-            raise serializers.ValidationError(
-                {"organization": ["Say which organization the booking is for."]}
-            )
-        return mine[0]
 
     @extend_schema(
         request=NewBookingSerializer,
@@ -164,7 +167,7 @@ class BookingViewSet(
         )
         booking = services.create_booking(
             machine=machine,
-            organization=self._organization_for(request.user, machine, data.get("organization")),
+            organization=organization_for(request.user, machine, data.get("organization")),
             by=request.user,
             start=data["start"],
             end=data["end"],
@@ -218,3 +221,89 @@ class BookingViewSet(
     def check_out(self, request, pk=None):
         """Record the real end; the booking is completed and the rest of the slot freed."""
         return self._act(request, NoBodySerializer, services.check_out)
+
+
+# --- Recurring series ------------------------------------------------------------------------
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BookingSeries
+        fields = ["id", "machine", "organization", "rule", "title", "created_at", "cancelled_at"]
+        read_only_fields = fields
+
+
+class NewSeriesSerializer(NewBookingSerializer):
+    rule = serializers.CharField(
+        max_length=200,
+        help_text="RFC 5545 RRULE subset: FREQ=DAILY|WEEKLY, INTERVAL, COUNT or UNTIL, BYDAY; "
+        "e.g. FREQ=WEEKLY;BYDAY=TU,TH;COUNT=10. At most a year.",
+    )
+    skip_conflicts = serializers.BooleanField(
+        default=False, help_text="Book the occurrences that can be, and report the others."
+    )
+
+
+class OccurrenceSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    booked = serializers.BooleanField()
+    booking = serializers.IntegerField(required=False)
+    problems = serializers.ListField(child=serializers.DictField(), required=False)
+    conflicts = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class NewSeriesResponseSerializer(serializers.Serializer):
+    series = SeriesSerializer()
+    occurrences = OccurrenceSerializer(many=True)
+
+
+class BookingSeriesViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Recurring bookings. Each occurrence is an ordinary booking (filter
+    /bookings/ by the booking's `series`); cancel one there, or all upcoming here."""
+
+    serializer_class = SeriesSerializer
+    filterset_fields = ["machine", "organization"]
+
+    def get_queryset(self):
+        return BookingSeries.objects.visible_to(self.request.user)
+
+    @extend_schema(request=NewSeriesSerializer, responses={201: NewSeriesResponseSerializer})
+    def create(self, request, *args, **kwargs):
+        """Book a series, all or nothing: when an occurrence cannot be booked, the
+        answer (400, or 409 for clashes) reports every occurrence and books none;
+        with `skip_conflicts` the others are booked and the refused ones reported."""
+        serializer = NewSeriesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        machine = get_object_or_404(
+            Machine.objects.visible_to(request.user).select_related("platform"),
+            pk=data["machine"],
+        )
+        series, report = services.create_series(
+            machine=machine,
+            organization=organization_for(request.user, machine, data.get("organization")),
+            by=request.user,
+            start=data["start"],
+            end=data["end"],
+            rule=data["rule"],
+            title=data["title"],
+            note=data["note"],
+            skip_conflicts=data["skip_conflicts"],
+            override_reason=data["override_reason"],
+        )
+        body = {"series": series, "occurrences": report}
+        return Response(NewSeriesResponseSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=CancelSerializer, responses={200: BookingSerializer(many=True)})
+    @action(detail=True, methods=["post"], serializer_class=CancelSerializer)
+    def cancel(self, request, pk=None):
+        """Cancel every upcoming occurrence."""
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cancelled = services.cancel_series(
+            series=self.get_object(), by=request.user, **serializer.validated_data
+        )
+        return Response(BookingSerializer(cancelled, many=True).data)

@@ -31,6 +31,42 @@ class BookingQuerySet(models.QuerySet):
         ).distinct()
 
 
+class BookingSeriesQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BookingSeriesQuerySet":
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(
+            Q(machine__platform__in=Platform.objects.staffed_by(user))
+            | Q(organization__memberships__user=user)
+        ).distinct()
+
+
+class BookingSeries(models.Model):
+    """Bookings repeated by a rule (RFC 5545 RRULE subset, see booking/recurrence.py);
+    each occurrence is an ordinary Booking pointing here."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.PROTECT, related_name="+")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    rule = models.CharField(_("recurrence rule"), max_length=200)
+    title = models.CharField(_("title or project"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BookingSeriesQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "booking series"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.machine} {self.rule}"
+
+
 class Booking(models.Model):
     """A machine reserved by an organization over [start, end), in UTC.
 
@@ -65,6 +101,13 @@ class Booking(models.Model):
     )
     title = models.CharField(_("title or project"), max_length=200, blank=True)
     note = models.TextField(_("note"), blank=True)
+    series = models.ForeignKey(
+        BookingSeries,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bookings",
+    )
     # Rises on every change a calendar must see (RFC 5545 SEQUENCE).
     sequence = models.PositiveIntegerField(default=0)
     override_reason = models.CharField(

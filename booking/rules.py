@@ -97,10 +97,86 @@ def _is_booking_staff(user: User, machine: Machine) -> bool:
     ).exists()
 
 
+# --- Pure predicates: booking_problems() below and the availability search
+# (booking/selectors.py) share them, so a rule is written once. -----------------------
+
+
+def duration_limits(machine: Machine) -> tuple[timedelta, timedelta]:
+    """The shortest and the longest booking of `machine`, in elapsed time."""
+    return (
+        timedelta(minutes=machine.min_duration_minutes),
+        timedelta(minutes=machine.max_duration_minutes),
+    )
+
+
+def start_limits(machine: Machine, now: datetime) -> tuple[datetime, datetime]:
+    """The earliest and the latest start allowed at `now`: notice and horizon."""
+    return (
+        now + timedelta(minutes=machine.min_notice_minutes),
+        now + timedelta(days=machine.booking_horizon_days),
+    )
+
+
+def on_grid(local: datetime, step_minutes: int) -> bool:
+    """On the machine's grid, counted from local midnight."""
+    since_midnight = local.hour * 60 + local.minute
+    return local.second == 0 and local.microsecond == 0 and since_midnight % step_minutes == 0
+
+
+@dataclass(frozen=True)
+class Span:
+    """One opening span of a weekday, in local time."""
+
+    weekday: int
+    opens_at: time
+    closes_at: time
+
+
+def merged_spans(hours) -> list[Span]:
+    """Opening spans with the adjacent ones of a day joined (08–12 and 12–18 is 08–18)."""
+    merged: list[Span] = []
+    for h in sorted(hours, key=lambda h: (h.weekday, h.opens_at)):
+        last = merged[-1] if merged else None
+        if last and last.weekday == h.weekday and h.opens_at <= last.closes_at:
+            merged[-1] = Span(h.weekday, last.opens_at, max(last.closes_at, h.closes_at))
+        else:
+            merged.append(Span(h.weekday, h.opens_at, h.closes_at))
+    return merged
+
+
+def _span_holding(spans: list[Span], day: datetime, opens_before: time, closes_after: time):
+    return next(
+        (
+            s
+            for s in spans
+            if s.weekday == day.weekday()
+            and s.opens_at <= opens_before
+            and closes_after <= s.closes_at
+        ),
+        None,
+    )
+
+
+def within_opening_hours(spans: list[Span], local_start: datetime, local_end: datetime) -> bool:
+    """Someone must be there to start and to end: a booking within one local day
+    fits in one opening span; a longer one (an unattended print running overnight)
+    only needs its start and its end inside opening hours. `spans` from
+    merged_spans(); the moments in the platform's time zone."""
+    if local_start.date() == local_end.date():
+        return _span_holding(spans, local_start, local_start.time(), local_end.time()) is not None
+    return (
+        _span_holding(spans, local_start, local_start.time(), local_start.time()) is not None
+        and _span_holding(spans, local_end, local_end.time(), local_end.time()) is not None
+    )
+
+
+# --- The rules, as problems ---------------------------------------------------------
+
+
 def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) -> list[Problem]:
     problems = []
-    minutes = (end - start) / timedelta(minutes=1)
-    if minutes < machine.min_duration_minutes:
+    shortest, longest = duration_limits(machine)
+    if end - start < shortest:
         problems.append(
             Problem(
                 "too_short",
@@ -108,7 +184,7 @@ def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) ->
                 True,
             )
         )
-    if minutes > machine.max_duration_minutes:
+    if end - start > longest:
         problems.append(
             Problem(
                 "too_long",
@@ -118,7 +194,7 @@ def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) ->
         )
     tz = machine.platform.tzinfo
     step = machine.granularity_minutes
-    if any(not _on_grid(moment.astimezone(tz), step) for moment in (start, end)):
+    if any(not on_grid(moment.astimezone(tz), step) for moment in (start, end)):
         problems.append(
             Problem(
                 "misaligned",
@@ -130,14 +206,10 @@ def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) ->
     return problems
 
 
-def _on_grid(local: datetime, step_minutes: int) -> bool:
-    since_midnight = local.hour * 60 + local.minute
-    return local.second == 0 and local.microsecond == 0 and since_midnight % step_minutes == 0
-
-
 def _notice_and_horizon(machine: Machine, start: datetime, now: datetime) -> list[Problem]:
     problems = []
-    if start < now + timedelta(minutes=machine.min_notice_minutes):
+    earliest, latest = start_limits(machine, now)
+    if start < earliest:
         problems.append(
             Problem(
                 "too_late_to_book",
@@ -145,7 +217,7 @@ def _notice_and_horizon(machine: Machine, start: datetime, now: datetime) -> lis
                 True,
             )
         )
-    if start > now + timedelta(days=machine.booking_horizon_days):
+    if start > latest:
         problems.append(
             Problem(
                 "beyond_horizon",
@@ -157,35 +229,13 @@ def _notice_and_horizon(machine: Machine, start: datetime, now: datetime) -> lis
 
 
 def _opening_hours_and_closures(machine: Machine, start: datetime, end: datetime) -> list[Problem]:
-    """Someone must be there to start and to end: both fall within opening hours
-    (local time, so DST days follow the wall clock), on days that are not closed.
-    A booking within one day fits in one opening span; a longer one (an unattended
-    print running overnight) only needs its start and end inside opening hours."""
+    """Start and end within opening hours (local time, so DST days follow the
+    wall clock; see within_opening_hours), on days that are not closed."""
     tz = machine.platform.tzinfo
     local_start, local_end = start.astimezone(tz), end.astimezone(tz)
-    spans = _merged(OpeningHours.objects.filter(platform_id=machine.platform_id))
+    spans = merged_spans(OpeningHours.objects.filter(platform_id=machine.platform_id))
     problems = []
-
-    def span_holding(day, opens_before, closes_after):
-        return next(
-            (
-                s
-                for s in spans
-                if s.weekday == day.weekday()
-                and s.opens_at <= opens_before
-                and closes_after <= s.closes_at
-            ),
-            None,
-        )
-
-    same_day = local_start.date() == local_end.date()
-    if same_day:
-        inside = span_holding(local_start, local_start.time(), local_end.time()) is not None
-    else:
-        inside = span_holding(local_start, local_start.time(), local_start.time()) and (
-            span_holding(local_end, local_end.time(), local_end.time())
-        )
-    if not inside:
+    if not within_opening_hours(spans, local_start, local_end):
         problems.append(
             Problem(
                 "outside_opening_hours",
@@ -213,25 +263,6 @@ def _opening_hours_and_closures(machine: Machine, start: datetime, end: datetime
             )
         )
     return problems
-
-
-@dataclass(frozen=True)
-class _Span:
-    weekday: int
-    opens_at: time
-    closes_at: time
-
-
-def _merged(hours) -> list[_Span]:
-    """Opening spans with the adjacent ones of a day joined (08–12 and 12–18 is 08–18)."""
-    merged: list[_Span] = []
-    for h in sorted(hours, key=lambda h: (h.weekday, h.opens_at)):
-        last = merged[-1] if merged else None
-        if last and last.weekday == h.weekday and h.opens_at <= last.closes_at:
-            merged[-1] = _Span(h.weekday, last.opens_at, max(last.closes_at, h.closes_at))
-        else:
-            merged.append(_Span(h.weekday, h.opens_at, h.closes_at))
-    return merged
 
 
 def _qualification(machine: Machine, by: User, start: datetime, end: datetime) -> list[Problem]:

@@ -2,14 +2,17 @@
 these, so a booking rule lives here and in booking/rules.py only."""
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from booking.errors import BookingConflict, BookingRejected
-from booking.models import Booking
+from booking import recurrence
+from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
+from booking.models import Booking, BookingSeries
 from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems
+from booking.selectors import conflict_suggestions
 from core.audit import record
 from core.errors import Conflict, Forbidden
 from core.models import Membership, Organization, User
@@ -38,10 +41,28 @@ def clashes(
     )
 
 
-def _raise_conflict(machine: Machine, start: datetime, blocked_until: datetime) -> None:
+def _raise_conflict(
+    machine: Machine,
+    start: datetime,
+    blocked_until: datetime,
+    *,
+    end: datetime | None = None,
+    by: User | None = None,
+) -> None:
+    """Raise BookingConflict if anything holds part of [start, blocked_until);
+    given the booking's `end` and who books (`by`), with suggestions of other
+    slots and machines (booking.selectors.conflict_suggestions), computed when
+    read: not under the transaction's lock, not for callers that don't ask."""
     found = clashes(machine=machine, start=start, blocked_until=blocked_until)
     if found:
-        raise BookingConflict(_("This machine is already taken for part of that time."), found)
+        suggestions = None
+        if end is not None and by is not None:
+            suggestions = partial(
+                conflict_suggestions, machine=machine, start=start, end=end, by=by
+            )
+        raise BookingConflict(
+            _("This machine is already taken for part of that time."), found, suggestions
+        )
 
 
 def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:
@@ -80,6 +101,7 @@ def create_booking(
     title: str = "",
     note: str = "",
     override_reason: str = "",
+    series: BookingSeries | None = None,
 ) -> Booking:
     """Book `machine` for `organization`. Raises BookingRejected with every broken
     rule (a platform manager's `override_reason` waives the soft ones), or
@@ -98,7 +120,7 @@ def create_booking(
     # Tells the user now; on SQLite, IMMEDIATE transactions make this check and
     # the insert below one step. On PostgreSQL the exclusion constraint decides
     # between two transactions that both passed this check.
-    _raise_conflict(machine, start, blocked_until)
+    _raise_conflict(machine, start, blocked_until, end=end, by=by)
     approval_needed = machine.approval_required and not _may_override(by, machine)
     booking = Booking(
         machine=machine,
@@ -110,6 +132,7 @@ def create_booking(
         status=Booking.Status.PENDING if approval_needed else Booking.Status.CONFIRMED,
         title=title,
         note=note,
+        series=series,
         override_reason=override_reason if problems else "",
     )
     booking.full_clean()
@@ -145,7 +168,7 @@ def cancel_booking(*, booking: Booking, by: User, reason: str = "") -> Booking:
     now = timezone.now()
     if not booking.is_active:
         raise Conflict(_("This booking is not active any more."), code="booking_not_active")
-    if booking.start <= now:
+    if booking.start <= now or booking.checked_in_at:  # checked in early: started
         raise Conflict(_("A booking that has started cannot be cancelled."), code="booking_started")
     deadline = booking.start - timedelta(hours=booking.machine.platform.cancellation_deadline_hours)
     booking.status = Booking.Status.CANCELLED
@@ -200,7 +223,7 @@ def move_booking(
     _require_may_change(by, booking)
     _require_status(booking, *Booking.ACTIVE_STATUSES)
     now = timezone.now()
-    if booking.start <= now:
+    if booking.start <= now or booking.checked_in_at:  # checked in early: started
         raise Conflict(_("A booking that has started cannot be moved."), code="booking_started")
     if override_reason and not _may_override(by, machine):
         raise Forbidden(_("Only the platform's managers may override booking rules."))
@@ -217,9 +240,13 @@ def move_booking(
         raise BookingConflict(_("This machine is already taken for part of that time."), found)
 
     before = {"start": booking.start, "end": booking.end, "status": booking.status}
+    if (start, end) == (booking.start, booking.end):
+        return booking  # nothing moves: no new sequence, no new approval round
     booking.start, booking.end, booking.blocked_until = start, end, blocked_until
     if machine.approval_required and not _may_override(by, machine):
+        # Asks again: the earlier decision was about other times.
         booking.status = Booking.Status.PENDING
+        booking.decided_at, booking.decided_by, booking.decision_note = None, None, ""
     booking.override_reason = override_reason if problems else ""
     booking.sequence += 1
     booking.full_clean()
@@ -336,3 +363,85 @@ def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
             record(actor=None, action="booking.no_show", target=booking)
             marked.append(booking)
     return marked
+
+
+# --- Recurring series ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_series(
+    *,
+    machine: Machine,
+    organization: Organization,
+    by: User,
+    start: datetime,
+    end: datetime,
+    rule: str,
+    title: str = "",
+    note: str = "",
+    skip_conflicts: bool = False,
+    override_reason: str = "",
+) -> tuple[BookingSeries, list[dict]]:
+    """Book [start, end) and its repetitions by `rule`. All or nothing, unless
+    `skip_conflicts`: then the bookable occurrences are booked and the others
+    reported. Returns the series and a report of every occurrence."""
+    occurrences = recurrence.expand(rule=rule, start=start, end=end, tz=machine.platform.tzinfo)
+    series = BookingSeries.objects.create(
+        machine=machine, organization=organization, booked_by=by, rule=rule, title=title
+    )
+    report = []
+    for occurrence in occurrences:
+        line = {"start": occurrence.start, "end": occurrence.end}
+        try:
+            with transaction.atomic():  # each occurrence alone: a refusal undoes only it
+                booking = create_booking(
+                    machine=machine,
+                    organization=organization,
+                    by=by,
+                    start=occurrence.start,
+                    end=occurrence.end,
+                    title=title,
+                    note=note,
+                    override_reason=override_reason,
+                    series=series,
+                )
+            report.append({**line, "booked": True, "booking": booking.pk})
+        except BookingRejected as refusal:
+            report.append({**line, "booked": False, "problems": refusal.problems})
+        except BookingConflict as conflict:
+            report.append({**line, "booked": False, "conflicts": conflict.conflicts})
+    refused = [line for line in report if not line["booked"]]
+    if refused and not skip_conflicts:
+        raise SeriesNotBookable(
+            _("%(n)d of %(total)d occurrences cannot be booked; nothing was booked.")
+            % {"n": len(refused), "total": len(report)},
+            [_as_bookable(line) for line in report],
+        )
+    if len(refused) == len(report):
+        raise SeriesNotBookable(
+            _("No occurrence can be booked."), [_as_bookable(line) for line in report]
+        )
+    record(actor=by, action="bookingseries.create", target=series, changes={"rule": rule})
+    return series, report
+
+
+def _as_bookable(line: dict) -> dict:
+    """A report line of a series that was not booked: whether it could have been."""
+    kept = {k: v for k, v in line.items() if k not in {"booked", "booking"}}
+    return {**kept, "bookable": line["booked"]}
+
+
+@transaction.atomic
+def cancel_series(*, series: BookingSeries, by: User, reason: str = "") -> list[Booking]:
+    """Cancel every occurrence that has not started; the past ones stay as they are."""
+    now = timezone.now()
+    upcoming = list(
+        series.bookings.filter(status__in=Booking.ACTIVE_STATUSES, start__gt=now).order_by("start")
+    )
+    if not upcoming:
+        raise Conflict(_("This series has no upcoming booking left."), code="series_over")
+    cancelled = [cancel_booking(booking=booking, by=by, reason=reason) for booking in upcoming]
+    series.cancelled_at = now
+    series.save(update_fields=["cancelled_at"])
+    record(actor=by, action="bookingseries.cancel", target=series, changes={"reason": reason})
+    return cancelled

@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from booking import api as booking_api
+from booking import availability_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
 from equipment import api as equipment_api
@@ -32,9 +33,20 @@ router.register(
     "user-qualifications", equipment_api.UserQualificationViewSet, basename="userqualification"
 )
 router.register("bookings", booking_api.BookingViewSet, basename="booking")
+router.register("booking-series", booking_api.BookingSeriesViewSet, basename="bookingseries")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),
+    re_path(  # ids as the router takes them: anything but "/" and "."
+        r"^machines/(?P<pk>[^/.]+)/availability/$",
+        availability_api.MachineAvailabilityView.as_view(),
+        name="machine-availability",
+    ),
+    re_path(
+        r"^platforms/(?P<pk>[^/.]+)/availability-search/$",
+        availability_api.AvailabilitySearchView.as_view(),
+        name="platform-availability-search",
+    ),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),
 ]

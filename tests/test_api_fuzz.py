@@ -159,11 +159,14 @@ class FuzzWorld:
         self._path_ids: dict[str, list[int]] = {}
 
     def path_ids(self, path: str) -> list[int]:
-        """Ids of the rows behind `…/{id}/`, found through the view's serializer."""
+        """Ids of the rows behind `…/{id}/`, found through the view's serializer
+        (or its queryset, for views about an object that answer something else)."""
         if path not in self._path_ids:
             view = getattr(resolve(path.replace("{id}", "1")).func, "cls", None)
             meta = getattr(getattr(view, "serializer_class", None), "Meta", None)
             model = getattr(meta, "model", None)
+            if model is None:
+                model = getattr(getattr(view, "queryset", None), "model", None)
             ids = model.objects.order_by("pk").values_list("pk", flat=True) if model else []
             self._path_ids[path] = list(ids[:REAL_IDS])
         return self._path_ids[path]
