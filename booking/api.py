@@ -8,11 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from booking import services
-from booking.models import Booking, BookingSeries
+from booking.models import Booking, BookingSeries, Quota
 from core.api import idempotency
 from core.api.fields import AwareDateTimeField
 from core.api.filters import IdFilter, IdFilterSet, UTCDateTimeFilter
 from core.models import Organization
+from equipment.api import VisiblePlatformField
 from equipment.models import Machine, Platform
 
 
@@ -307,3 +308,47 @@ class BookingSeriesViewSet(
             series=self.get_object(), by=request.user, **serializer.validated_data
         )
         return Response(BookingSerializer(cancelled, many=True).data)
+
+
+# --- Quotas -------------------------------------------------------------------------------
+
+
+class QuotaSerializer(serializers.ModelSerializer):
+    platform = VisiblePlatformField()
+
+    class Meta:
+        model = Quota
+        fields = ["id", "platform", "organization", "machine_type", "period", "max_hours"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if request := self.context.get("request"):
+            # Organizations that book on the caller's platforms; others "do not exist".
+            self.fields["organization"].queryset = Organization.objects.filter(
+                platform_memberships__platform__in=Platform.objects.staffed_by(request.user)
+            ).distinct()
+
+
+class QuotaViewSet(viewsets.ModelViewSet):
+    """Caps on an organization's booked hours per week or month, set by platform
+    managers; without an organization a quota applies to each one alone. SMEs see
+    the quotas that apply to them."""
+
+    serializer_class = QuotaSerializer
+    filterset_fields = ["platform", "organization", "machine_type", "period"]
+
+    def get_queryset(self):
+        return Quota.objects.visible_to(self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.create_quota(
+            by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_quota(
+            quota=serializer.instance, by=self.request.user, data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.delete_quota(quota=instance, by=self.request.user)

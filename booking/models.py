@@ -155,3 +155,45 @@ class Booking(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class QuotaQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "QuotaQuerySet":
+        """Staff see their platforms' quotas; an SME sees the ones that apply to it."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        applies_to_me = Q(organization__isnull=True) | Q(organization__memberships__user=user)
+        return self.filter(
+            Q(platform__in=Platform.objects.staffed_by(user))
+            | (applies_to_me & Q(platform__in=Platform.objects.visible_to(user)))
+        ).distinct()
+
+
+class Quota(models.Model):
+    """A cap a platform puts on an organization's booked hours per week or month
+    (local weeks from Monday, calendar months), on all machines or one type.
+    Without an organization, the cap applies to each organization alone."""
+
+    class Period(models.TextChoices):
+        WEEK = "week", _("Week")
+        MONTH = "month", _("Month")
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="quotas")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    machine_type = models.ForeignKey(
+        "equipment.MachineType", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    period = models.CharField(_("period"), max_length=10, choices=Period.choices)
+    max_hours = models.PositiveIntegerField(_("maximum hours"))
+
+    objects = QuotaQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["platform_id", "period", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.max_hours} h / {self.period}"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from booking.models import Booking, Quota
 from core.models import Membership, Organization, User
 from equipment.models import (
     Closure,
@@ -43,7 +44,10 @@ def booking_problems(
     start: datetime,
     end: datetime,
     now: datetime,
+    ignoring: Booking | None = None,
 ) -> list[Problem]:
+    """`ignoring`: the booking being moved, whose current hours do not count
+    against the quotas it is checked with."""
     # Elapsed time, not wall-clock time: Python subtracts two datetimes of one
     # zone by their wall clocks, which is an hour off across a DST change.
     start, end = start.astimezone(UTC), end.astimezone(UTC)
@@ -58,6 +62,68 @@ def booking_problems(
     problems += _notice_and_horizon(machine, start, now)
     problems += _opening_hours_and_closures(machine, start, end)
     problems += _qualification(machine, by, start, end)
+    problems += _quotas(machine, organization, start, end, ignoring)
+    return problems
+
+
+def _quota_period(quota: Quota, local_start: datetime) -> tuple[datetime, datetime]:
+    """The local week (from Monday) or calendar month holding `local_start`, in UTC."""
+    day = local_start.date()
+    if quota.period == Quota.Period.WEEK:
+        first = day - timedelta(days=day.weekday())
+        after = first + timedelta(days=7)
+    else:
+        first = day.replace(day=1)
+        after = (first + timedelta(days=32)).replace(day=1)
+    tz = local_start.tzinfo
+    return (
+        datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC),
+        datetime.combine(after, time(0), tzinfo=tz).astimezone(UTC),
+    )
+
+
+def _quotas(
+    machine: Machine,
+    organization: Organization,
+    start: datetime,
+    end: datetime,
+    ignoring: Booking | None,
+) -> list[Problem]:
+    """Hours already booked in the quota's period (counted by their start) plus
+    this booking's hours stay within each quota that applies."""
+    quotas = Quota.objects.filter(
+        Q(organization=organization) | Q(organization__isnull=True),
+        Q(machine_type_id=machine.machine_type_id) | Q(machine_type__isnull=True),
+        platform_id=machine.platform_id,
+    )
+    local_start = start.astimezone(machine.platform.tzinfo)
+    problems = []
+    for quota in quotas:
+        first, after = _quota_period(quota, local_start)
+        booked = Booking.objects.active().filter(
+            organization=organization,
+            machine__platform_id=machine.platform_id,
+            start__gte=first,
+            start__lt=after,
+        )
+        if quota.machine_type_id:
+            booked = booked.filter(machine__machine_type_id=quota.machine_type_id)
+        if ignoring is not None:
+            booked = booked.exclude(pk=ignoring.pk)
+        used = sum((e - s for s, e in booked.values_list("start", "end")), timedelta())
+        if used + (end - start) > timedelta(hours=quota.max_hours):
+            problems.append(
+                Problem(
+                    "quota_exceeded",
+                    _("This goes beyond %(org)s's quota of %(n)d hours per %(period)s.")
+                    % {
+                        "org": organization,
+                        "n": quota.max_hours,
+                        "period": quota.get_period_display().lower(),
+                    },
+                    True,
+                )
+            )
     return problems
 
 

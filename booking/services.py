@@ -4,18 +4,21 @@ these, so a booking rule lives here and in booking/rules.py only."""
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from booking import recurrence
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
-from booking.models import Booking, BookingSeries
+from booking.models import Booking, BookingSeries, Quota
 from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems
 from booking.selectors import conflict_suggestions
 from core.audit import record
 from core.errors import Conflict, Forbidden
 from core.models import Membership, Organization, User
+from core.writes import delete_recorded, save_changes, save_new
+from equipment import permissions as perms
 from equipment.models import Machine, MaintenanceWindow, PlatformStaff
 
 EXCLUSION_VIOLATION = "23P01"  # PostgreSQL's sqlstate for a broken exclusion constraint
@@ -229,7 +232,13 @@ def move_booking(
         raise Forbidden(_("Only the platform's managers may override booking rules."))
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     problems = booking_problems(
-        machine=machine, organization=booking.organization, by=by, start=start, end=end, now=now
+        machine=machine,
+        organization=booking.organization,
+        by=by,
+        start=start,
+        end=end,
+        now=now,
+        ignoring=booking,
     )
     blocking = [p for p in problems if not (override_reason and p.soft)]
     if blocking:
@@ -445,3 +454,26 @@ def cancel_series(*, series: BookingSeries, by: User, reason: str = "") -> list[
     series.save(update_fields=["cancelled_at"])
     record(actor=by, action="bookingseries.cancel", target=series, changes={"reason": reason})
     return cancelled
+
+
+# --- Quotas ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_quota(*, platform, by: User, **fields) -> Quota:
+    perms.require_platform_role(by, platform, perms.CAN_EDIT_PLATFORM)
+    return save_new(Quota(platform=platform, **fields), by=by)
+
+
+@transaction.atomic
+def update_quota(*, quota: Quota, by: User, data: dict) -> Quota:
+    perms.require_platform_role(by, quota.platform, perms.CAN_EDIT_PLATFORM)
+    if "platform" in data and data["platform"] != quota.platform:
+        raise ValidationError({"platform": _("This cannot move to another platform.")})
+    return save_changes(quota, by=by, data=data)
+
+
+@transaction.atomic
+def delete_quota(*, quota: Quota, by: User) -> None:
+    perms.require_platform_role(by, quota.platform, perms.CAN_EDIT_PLATFORM)
+    delete_recorded(quota, by=by)

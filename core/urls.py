@@ -34,6 +34,7 @@ router.register(
 )
 router.register("bookings", booking_api.BookingViewSet, basename="booking")
 router.register("booking-series", booking_api.BookingSeriesViewSet, basename="bookingseries")
+router.register("quotas", booking_api.QuotaViewSet, basename="quota")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),
