@@ -1,0 +1,7 @@
+"""Settings for bench/booking.py: the project's, plus a baseline endpoint."""
+
+from core.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.urls"
+DEBUG = False
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
