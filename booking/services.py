@@ -68,6 +68,16 @@ def _raise_conflict(
         )
 
 
+def _lock_machine(machine: Machine) -> None:
+    """Writers of one machine's bookings take turns until they commit, so the
+    clash check that follows sees every earlier booking. Without this, two
+    clashing inserts wait on each other inside PostgreSQL's exclusion constraint
+    and can deadlock. The constraint stays as the guarantee; SQLite's IMMEDIATE
+    transactions already run one at a time. FOR NO KEY UPDATE: rows that merely
+    refer to the machine (a maintenance window) are not held up."""
+    list(Machine.objects.select_for_update(no_key=True).filter(pk=machine.pk).values_list("pk"))
+
+
 def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:
     """Insert; on PostgreSQL the exclusion constraint may refuse it, and then the
     caller gets the clashes. If the clashing booking was cancelled in between,
@@ -120,9 +130,7 @@ def create_booking(
         raise BookingRejected([p.as_dict() for p in blocking])
 
     blocked_until = end + timedelta(minutes=machine.buffer_after_minutes)
-    # Tells the user now; on SQLite, IMMEDIATE transactions make this check and
-    # the insert below one step. On PostgreSQL the exclusion constraint decides
-    # between two transactions that both passed this check.
+    _lock_machine(machine)
     _raise_conflict(machine, start, blocked_until, end=end, by=by)
     approval_needed = machine.approval_required and not _may_override(by, machine)
     booking = Booking(
@@ -244,6 +252,7 @@ def move_booking(
     if blocking:
         raise BookingRejected([p.as_dict() for p in blocking])
     blocked_until = end + timedelta(minutes=machine.buffer_after_minutes)
+    _lock_machine(machine)
     found = clashes(machine=machine, start=start, blocked_until=blocked_until, ignoring=booking)
     if found:
         raise BookingConflict(_("This machine is already taken for part of that time."), found)
