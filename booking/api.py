@@ -48,7 +48,20 @@ class BookingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NewBookingSerializer(serializers.Serializer):
+class MoveSerializer(serializers.Serializer):
+    """A period, and a manager's reason to waive the soft rules: what a move takes."""
+
+    start = AwareDateTimeField()
+    end = AwareDateTimeField()
+    override_reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="Platform managers only: waive the soft rules, for this reason.",
+    )
+
+
+class NewBookingSerializer(MoveSerializer):
     machine = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     organization = serializers.IntegerField(
         min_value=1,
@@ -56,31 +69,12 @@ class NewBookingSerializer(serializers.Serializer):
         required=False,
         help_text="The organization the booking is for; optional when you belong to one only.",
     )
-    start = AwareDateTimeField()
-    end = AwareDateTimeField()
     title = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     note = serializers.CharField(max_length=5000, required=False, default="", allow_blank=True)
-    override_reason = serializers.CharField(
-        max_length=500,
-        required=False,
-        default="",
-        help_text="Platform managers only: waive the soft rules, for this reason.",
-    )
 
 
 class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
-
-
-class MoveSerializer(serializers.Serializer):
-    start = AwareDateTimeField()
-    end = AwareDateTimeField()
-    override_reason = serializers.CharField(
-        max_length=500,
-        required=False,
-        default="",
-        help_text="Platform managers only: waive the soft rules, for this reason.",
-    )
 
 
 class ApproveSerializer(serializers.Serializer):

@@ -4,7 +4,6 @@ these, so a booking rule lives here and in booking/rules.py only."""
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,6 +19,7 @@ from core.models import Membership, Organization, User
 from core.writes import delete_recorded, save_changes, save_new
 from equipment import permissions as perms
 from equipment.models import Machine, MaintenanceWindow, PlatformStaff
+from equipment.services import stay_on_platform
 
 EXCLUSION_VIOLATION = "23P01"  # PostgreSQL's sqlstate for a broken exclusion constraint
 
@@ -477,8 +477,7 @@ def create_quota(*, platform, by: User, **fields) -> Quota:
 @transaction.atomic
 def update_quota(*, quota: Quota, by: User, data: dict) -> Quota:
     perms.require_platform_role(by, quota.platform, perms.CAN_EDIT_PLATFORM)
-    if "platform" in data and data["platform"] != quota.platform:
-        raise ValidationError({"platform": _("This cannot move to another platform.")})
+    stay_on_platform(data, quota.platform)
     return save_changes(quota, by=by, data=data)
 
 

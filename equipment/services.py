@@ -23,7 +23,7 @@ from equipment.models import (
 )
 
 
-def _stay_on_platform(data: dict, platform: Platform) -> None:
+def stay_on_platform(data: dict, platform: Platform) -> None:
     """Rows stay on the platform they were created on (its staff, its bookings)."""
     if "platform" in data and data["platform"] != platform:
         raise ValidationError({"platform": _("This cannot move to another platform.")})
@@ -56,7 +56,7 @@ def create_machine(*, platform: Platform, by: User, **fields) -> Machine:
 @transaction.atomic
 def update_machine(*, machine: Machine, by: User, data: dict) -> Machine:
     perms.require_platform_role(by, machine.platform, perms.CAN_EDIT_MACHINES)
-    _stay_on_platform(data, machine.platform)
+    stay_on_platform(data, machine.platform)
     return save_changes(machine, by=by, data=data)
 
 
@@ -91,7 +91,7 @@ def create_opening_hours(*, platform: Platform, by: User, **fields) -> OpeningHo
 @transaction.atomic
 def update_opening_hours(*, hours: OpeningHours, by: User, data: dict) -> OpeningHours:
     perms.require_platform_role(by, hours.platform, perms.CAN_EDIT_HOURS_AND_CLOSURES)
-    _stay_on_platform(data, hours.platform)
+    stay_on_platform(data, hours.platform)
     return save_changes(hours, by=by, data=data, check=_check_no_overlapping_hours)
 
 
@@ -110,7 +110,7 @@ def create_closure(*, platform: Platform, by: User, **fields) -> Closure:
 @transaction.atomic
 def update_closure(*, closure: Closure, by: User, data: dict) -> Closure:
     perms.require_platform_role(by, closure.platform, perms.CAN_EDIT_HOURS_AND_CLOSURES)
-    _stay_on_platform(data, closure.platform)
+    stay_on_platform(data, closure.platform)
     return save_changes(closure, by=by, data=data)
 
 
@@ -157,7 +157,7 @@ def create_qualification(*, platform: Platform, by: User, **fields) -> Qualifica
 @transaction.atomic
 def update_qualification(*, qualification: Qualification, by: User, data: dict) -> Qualification:
     perms.require_platform_role(by, qualification.platform, perms.CAN_EDIT_QUALIFICATIONS)
-    _stay_on_platform(data, qualification.platform)
+    stay_on_platform(data, qualification.platform)
     return save_changes(qualification, by=by, data=data)
 
 
