@@ -18,7 +18,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt -e ".[dev]"
 	touch $@
 
-install: $(BIN)/.installed
+# Front-end packages (served as static files, never from a CDN) and ical.js for the feed tests.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the front-end packages (apt-get install npm)." >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -57,4 +63,4 @@ lock:
 	rm -rf $(VENV).lock
 
 clean:
-	rm -rf $(VENV) var/test.sqlite3*
+	rm -rf $(VENV) node_modules var/test.sqlite3*

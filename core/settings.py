@@ -214,6 +214,8 @@ USE_TZ = True
 # --- Static and media --------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# npm packages (see package.json) are served from node_modules under /static/vendor/.
+STATICFILES_DIRS = [("vendor", BASE_DIR / "node_modules")]
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request without it
 MEDIA_URL = "media/"
 MEDIA_ROOT = VAR_DIR / "media"
