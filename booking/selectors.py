@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import DateTimeField, Func
+from django.db.models import DateTimeField, Func, Value
 from django.utils import timezone
 
 from booking.models import Booking
@@ -215,6 +215,56 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _calendars(machines: list[Machine], start: datetime, end: datetime) -> dict[int, _Calendar]:
+    """The calendars of the machines' platforms around [start, end): two queries."""
+    platforms = {m.platform_id: m.platform for m in machines}
+    hours: dict[int, list] = defaultdict(list)
+    for row in OpeningHours.objects.filter(platform_id__in=platforms):
+        hours[row.platform_id].append(row)
+    # Local days are within a day of UTC ones, whatever the zone.
+    first, last = start.date() - timedelta(days=1), end.date() + timedelta(days=1)
+    closed: dict[int, set[date]] = defaultdict(set)
+    for closure in Closure.objects.filter(
+        platform_id__in=platforms, start_date__lte=last, end_date__gte=first
+    ):
+        day = max(closure.start_date, first)
+        while day <= min(closure.end_date, last):
+            closed[closure.platform_id].add(day)
+            day += timedelta(days=1)
+    return {
+        pk: _Calendar(platform.tzinfo, merged_spans(hours[pk]), closed[pk])
+        for pk, platform in platforms.items()
+    }
+
+
+def _held(
+    machines: list[Machine], start: datetime, end: datetime, ignoring: Booking | None
+) -> dict[int, list[tuple[datetime, datetime, str]]]:
+    """What holds the machines during [start, end), by machine: active bookings
+    until their `blocked_until`, and maintenance windows. One query."""
+    machine_ids = [m.pk for m in machines]
+    bookings = Booking.objects.holding(machine_ids, start, end)
+    if ignoring is not None:
+        bookings = bookings.exclude(pk=ignoring.pk)
+    maintenance = MaintenanceWindow.objects.filter(
+        machine_id__in=machine_ids, start__lt=end, end__gt=start
+    )
+    rows = (
+        bookings.order_by()
+        .values_list("machine_id", _AsUTC("start"), _AsUTC("blocked_until"), Value("booking"))
+        .union(
+            maintenance.order_by().values_list(
+                "machine_id", _AsUTC("start"), _AsUTC("end"), Value("maintenance")
+            ),
+            all=True,
+        )
+    )
+    held: dict[int, list] = {pk: [] for pk in machine_ids}
+    for machine_id, s, e, kind in rows:
+        held[machine_id].append((_aware(s), _aware(e), kind))
+    return held
+
+
 @dataclass
 class _Machinery:
     """What the computations need about some machines over a window, loaded with
@@ -237,41 +287,16 @@ class _Machinery:
         ]
 
     @classmethod
-    def load(cls, machines: list[Machine], start: datetime, end: datetime) -> "_Machinery":
-        """Busy periods meeting [start, end), and closures around those days."""
-        machine_ids = [m.pk for m in machines]
-        platforms = {m.platform_id: m.platform for m in machines}
-        hours: dict[int, list] = defaultdict(list)
-        for row in OpeningHours.objects.filter(platform_id__in=platforms):
-            hours[row.platform_id].append(row)
-        # Local days are within a day of UTC ones, whatever the zone.
-        first, last = start.date() - timedelta(days=1), end.date() + timedelta(days=1)
-        closed: dict[int, set[date]] = defaultdict(set)
-        for closure in Closure.objects.filter(
-            platform_id__in=platforms, start_date__lte=last, end_date__gte=first
-        ):
-            day = max(closure.start_date, first)
-            while day <= min(closure.end_date, last):
-                closed[closure.platform_id].add(day)
-                day += timedelta(days=1)
-        held: dict[int, list] = {pk: [] for pk in machine_ids}
-        bookings = (
-            Booking.objects.active()
-            .filter(machine_id__in=machine_ids, start__lt=end, blocked_until__gt=start)
-            .values_list("machine_id", _AsUTC("start"), _AsUTC("blocked_until"))
-        )
-        for machine_id, s, e in bookings:
-            held[machine_id].append((_aware(s), _aware(e), "booking"))
-        maintenance = MaintenanceWindow.objects.filter(
-            machine_id__in=machine_ids, start__lt=end, end__gt=start
-        ).values_list("machine_id", _AsUTC("start"), _AsUTC("end"))
-        for machine_id, s, e in maintenance:
-            held[machine_id].append((_aware(s), _aware(e), "maintenance"))
-        calendars = {
-            pk: _Calendar(platform.tzinfo, merged_spans(hours[pk]), closed[pk])
-            for pk, platform in platforms.items()
-        }
-        return cls(calendars, held)
+    def load(
+        cls,
+        machines: list[Machine],
+        start: datetime,
+        end: datetime,
+        ignoring: Booking | None = None,
+    ) -> "_Machinery":
+        """Busy periods meeting [start, end), and the calendars around those days
+        (three queries); `ignoring`: a booking being moved, which is not in its own way."""
+        return cls(_calendars(machines, start, end), _held(machines, start, end, ignoring))
 
     def clash(self, machine: Machine, start: datetime, held_until: datetime) -> Interval | None:
         """The first busy period of `machine` meeting [start, held_until), if any."""
@@ -399,6 +424,12 @@ def free_intervals(*, machine: Machine, start: datetime, end: datetime) -> list[
     return machine_availability(machine=machine, start=start, end=end).free
 
 
+# search_slots() reads the window a stretch at a time, from its start: the
+# earliest slots are usually in the first day, and loading a week of a busy
+# platform's bookings cost ten times the search itself (bench/booking.py).
+FIRST_STRETCH = timedelta(days=1)
+
+
 def search_slots(
     *,
     machines: list[Machine],
@@ -408,15 +439,41 @@ def search_slots(
     limit: int,
     now: datetime | None = None,
 ) -> dict[int, list[Interval]]:
-    """`earliest_slots()` of several machines (by id), with the same fixed number
-    of queries. Load the machines with their platform (select_related)."""
+    """`earliest_slots()` of several machines (by id). Loads the busy periods of
+    the machines still short of `limit` slots over a stretch of the window that
+    doubles each round (a day, two, four…): two queries for the calendars, then
+    one a round (at most five rounds for a month), whatever the number of
+    machines or bookings. Load the machines with their platform (select_related)."""
     start, end = _utc(start), _utc(end)
     now = _utc(now or timezone.now())
-    if end <= start or not machines:
-        return {machine.pk: [] for machine in machines}
-    held_until = end + max(_buffer(m) for m in machines)
-    machinery = _Machinery.load(machines, start, held_until)
-    return {m.pk: machinery.slots(m, duration, start, end, limit, now) for m in machines}
+    found: dict[int, list[Interval]] = {machine.pk: [] for machine in machines}
+    if end <= start or not machines or limit < 1:
+        return found
+    buffer = max(_buffer(m) for m in machines)
+    calendars = _calendars(machines, start, end + duration + buffer)
+    searching = [m for m in machines if m.is_active]
+    stretch_start, stretch = start, FIRST_STRETCH
+    while searching and stretch_start < end:
+        # Slots starting in [stretch_start, stretch_end]: they end, buffer included,
+        # before stretch_end + duration + buffer, which is as far as this round reads.
+        stretch_end = min(stretch_start + stretch, end)
+        held = _held(searching, stretch_start, stretch_end + duration + buffer, None)
+        machinery = _Machinery(calendars, held)
+        for machine in searching:
+            slots = found[machine.pk]
+            # Each slot starts at or after the end of the one before.
+            first = max(stretch_start, slots[-1][1]) if slots else stretch_start
+            slots += machinery.slots(
+                machine,
+                duration,
+                first,
+                min(stretch_end + duration, end),
+                limit - len(slots),
+                now,
+            )
+        searching = [m for m in searching if len(found[m.pk]) < limit]
+        stretch_start, stretch = stretch_end, stretch * 2
+    return found
 
 
 def earliest_slots(
@@ -440,13 +497,19 @@ def earliest_slots(
 
 
 def conflict_suggestions(
-    *, machine: Machine, start: datetime, end: datetime, by: User, now: datetime | None = None
+    *,
+    machine: Machine,
+    start: datetime,
+    end: datetime,
+    by: User,
+    now: datetime | None = None,
+    ignoring: Booking | None = None,
 ) -> dict:
     """What to offer someone whose booking of [start, end) on `machine` clashed:
     the next slots of the same length on that machine (within SUGGESTION_DAYS of
     the requested start), and the other machines of its type on its platform,
     bookable and visible to `by`, free for exactly that period. Times only: whose
-    the busy periods are is never said."""
+    the busy periods are is never said. `ignoring`: the booking being moved."""
     start, end = _utc(start), _utc(end)
     now = _utc(now or timezone.now())
     duration = end - start
@@ -464,7 +527,9 @@ def conflict_suggestions(
         other.platform = machine.platform  # the same platform: no query per machine
     window_end = start + timedelta(days=SUGGESTION_DAYS) + duration
     everyone = [machine, *others]
-    machinery = _Machinery.load(everyone, start, window_end + max(_buffer(m) for m in everyone))
+    machinery = _Machinery.load(
+        everyone, start, window_end + max(_buffer(m) for m in everyone), ignoring
+    )
     same = machinery.slots(machine, duration, start, window_end, SUGGESTION_LIMIT, now)
     return {
         "same_machine": [{"start": s, "end": e} for s, e in same],

@@ -5,13 +5,14 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.db import IntegrityError, transaction
+from django.db.models import Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from booking import recurrence
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries, Quota
-from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems
+from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems, standing
 from booking.selectors import conflict_suggestions
 from core.audit import record
 from core.errors import Conflict, Forbidden
@@ -28,20 +29,20 @@ def clashes(
     *, machine: Machine, start: datetime, blocked_until: datetime, ignoring: Booking | None = None
 ) -> list[dict]:
     """What holds any part of [start, blocked_until) on `machine`: active bookings
-    (with their buffers; `ignoring` one being moved) and maintenance windows.
-    Anonymous on purpose: the answer goes to people of other SMEs too."""
+    (with their buffers; `ignoring` one being moved) and maintenance windows, in one
+    query. Anonymous on purpose: the answer goes to people of other SMEs too."""
     bookings = Booking.objects.overlapping(machine.pk, start, blocked_until)
     if ignoring is not None:
         bookings = bookings.exclude(pk=ignoring.pk)
-    bookings = bookings.values_list("start", "blocked_until")
     maintenance = MaintenanceWindow.objects.filter(
         machine=machine, start__lt=blocked_until, end__gt=start
-    ).values_list("start", "end")
-    return sorted(
-        [{"start": s, "end": e, "kind": "booking"} for s, e in bookings]
-        + [{"start": s, "end": e, "kind": "maintenance"} for s, e in maintenance],
-        key=lambda clash: clash["start"],
     )
+    held = (
+        bookings.order_by()
+        .values_list("start", "blocked_until", Value("booking"))
+        .union(maintenance.order_by().values_list("start", "end", Value("maintenance")), all=True)
+    )
+    return [{"start": s, "end": e, "kind": kind} for s, e, kind in sorted(held)]
 
 
 def _raise_conflict(
@@ -51,17 +52,24 @@ def _raise_conflict(
     *,
     end: datetime | None = None,
     by: User | None = None,
+    ignoring: Booking | None = None,
 ) -> None:
     """Raise BookingConflict if anything holds part of [start, blocked_until);
     given the booking's `end` and who books (`by`), with suggestions of other
     slots and machines (booking.selectors.conflict_suggestions), computed when
-    read: not under the transaction's lock, not for callers that don't ask."""
-    found = clashes(machine=machine, start=start, blocked_until=blocked_until)
+    read: not under the transaction's lock, not for callers that don't ask.
+    `ignoring`: the booking being moved, which holds nothing against itself."""
+    found = clashes(machine=machine, start=start, blocked_until=blocked_until, ignoring=ignoring)
     if found:
         suggestions = None
         if end is not None and by is not None:
             suggestions = partial(
-                conflict_suggestions, machine=machine, start=start, end=end, by=by
+                conflict_suggestions,
+                machine=machine,
+                start=start,
+                end=end,
+                by=by,
+                ignoring=ignoring,
             )
         raise BookingConflict(
             _("This machine is already taken for part of that time."), found, suggestions
@@ -94,6 +102,16 @@ def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:
     raise BookingConflict(_("This machine is already taken for part of that time."), [])
 
 
+def _check_fields(booking: Booking) -> None:
+    """The fields' own validation (lengths, choices). Not the foreign keys nor
+    the check constraints: the instances are at hand and the database enforces
+    both, and re-checking them cost a query each."""
+    booking.full_clean(
+        exclude=["machine", "organization", "booked_by", "series", "cancelled_by", "decided_by"],
+        validate_constraints=False,
+    )
+
+
 def _may_override(user: User, machine: Machine) -> bool:
     return (
         user.is_superuser
@@ -119,11 +137,18 @@ def create_booking(
     """Book `machine` for `organization`. Raises BookingRejected with every broken
     rule (a platform manager's `override_reason` waives the soft ones), or
     BookingConflict with the clashing intervals; nobody overrides a conflict."""
-    if override_reason and not _may_override(by, machine):
-        raise Forbidden(_("Only the platform's managers may override booking rules."))
     start, end = start.astimezone(UTC), end.astimezone(UTC)  # elapsed time across DST
+    facts = standing(machine=machine, organization=organization, by=by, start=start, end=end)
+    if override_reason and not facts.manager:
+        raise Forbidden(_("Only the platform's managers may override booking rules."))
     problems = booking_problems(
-        machine=machine, organization=organization, by=by, start=start, end=end, now=timezone.now()
+        machine=machine,
+        organization=organization,
+        by=by,
+        start=start,
+        end=end,
+        now=timezone.now(),
+        known=facts,
     )
     blocking = [p for p in problems if not (override_reason and p.soft)]
     if blocking:
@@ -132,7 +157,7 @@ def create_booking(
     blocked_until = end + timedelta(minutes=machine.buffer_after_minutes)
     _lock_machine(machine)
     _raise_conflict(machine, start, blocked_until, end=end, by=by)
-    approval_needed = machine.approval_required and not _may_override(by, machine)
+    approval_needed = machine.approval_required and not facts.manager
     booking = Booking(
         machine=machine,
         organization=organization,
@@ -146,7 +171,7 @@ def create_booking(
         series=series,
         override_reason=override_reason if problems else "",
     )
-    booking.full_clean()
+    _check_fields(booking)
     _insert_unless_taken(booking)
     record(
         actor=by,
@@ -253,9 +278,7 @@ def move_booking(
         raise BookingRejected([p.as_dict() for p in blocking])
     blocked_until = end + timedelta(minutes=machine.buffer_after_minutes)
     _lock_machine(machine)
-    found = clashes(machine=machine, start=start, blocked_until=blocked_until, ignoring=booking)
-    if found:
-        raise BookingConflict(_("This machine is already taken for part of that time."), found)
+    _raise_conflict(machine, start, blocked_until, end=end, by=by, ignoring=booking)
 
     before = {"start": booking.start, "end": booking.end, "status": booking.status}
     if (start, end) == (booking.start, booking.end):
@@ -267,7 +290,7 @@ def move_booking(
         booking.decided_at, booking.decided_by, booking.decision_note = None, None, ""
     booking.override_reason = override_reason if problems else ""
     booking.sequence += 1
-    booking.full_clean()
+    _check_fields(booking)
     try:
         with transaction.atomic():
             booking.save()
@@ -381,6 +404,30 @@ def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
             record(actor=None, action="booking.no_show", target=booking)
             marked.append(booking)
     return marked
+
+
+def expire_pending(*, now: datetime | None = None) -> list[Booking]:
+    """Pending bookings whose start has come without a decision are rejected, so
+    they stop holding the slot: nobody may use a machine the platform never
+    approved. Idempotent, one short transaction each, like mark_no_shows."""
+    now = now or timezone.now()
+    expired = []
+    due = Booking.objects.filter(status=Booking.Status.PENDING, start__lte=now).order_by("start")
+    for candidate in list(due.only("pk")):  # read first: the loop writes
+        with transaction.atomic():
+            booking = _locked(candidate)
+            if booking.status != Booking.Status.PENDING:
+                continue  # decided meanwhile
+            booking.status = Booking.Status.REJECTED
+            booking.decided_at = now
+            booking.decision_note = _("Not approved before its start.")
+            booking.sequence += 1
+            booking.save(
+                update_fields=["status", "decided_at", "decision_note", "sequence", "updated_at"]
+            )
+            record(actor=None, action="booking.expire", target=booking)
+            expired.append(booking)
+    return expired
 
 
 # --- Recurring series ----------------------------------------------------------------------------

@@ -775,8 +775,33 @@ def test_search_slots_of_several_machines_cost_the_same_queries_as_one(printers,
     with CaptureQueriesContext(connection) as three:
         found = search_slots(machines=machines, duration=timedelta(hours=1), limit=3, **window)
 
-    assert len(one) == len(three) == 4  # hours, closures, maintenance, bookings
+    # Opening hours, closures, and what holds the machines (one day: one round).
+    assert len(one) == len(three) == 3
     assert set(found) == {m.pk for m in machines}
+
+
+def test_a_search_reads_a_stretch_of_the_window_at_a_time_doubling_it_each_round(printers, day):
+    """Nothing free for a month: the search reads days 1, 2–3, 4–7, 8–15 and 16–31,
+    one query each, after the calendars; never a query per machine or per booking."""
+    lab = printers["lab"]
+    machines = [printers[name] for name in "abc"]
+    for machine in machines:
+        machine.platform = lab.a.platform
+        MaintenanceWindow.objects.create(
+            machine=machine, start=day - ONE_DAY, end=day + 40 * ONE_DAY, reason="Overhaul"
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        found = search_slots(
+            machines=machines,
+            duration=timedelta(hours=1),
+            limit=3,
+            start=day,
+            end=day + 31 * ONE_DAY,
+        )
+
+    assert found == {m.pk: [] for m in machines}
+    assert len(queries) == 2 + 5
 
 
 # --- Suggestions in a 409 -------------------------------------------------------------------------
@@ -900,8 +925,8 @@ def test_suggestions_are_computed_once_when_read_after_the_transaction(printers,
     with CaptureQueriesContext(connection) as again:
         assert conflict.value.details["suggestions"] is suggestions
 
-    # Machines of the type, opening hours, closures, maintenance, bookings.
-    assert (len(first), len(again)) == (5, 0)
+    # Machines of the type, opening hours, closures, what holds the machines.
+    assert (len(first), len(again)) == (4, 0)
     assert suggestions["other_machines"][0]["name"] == "Printer b"
 
 
@@ -948,8 +973,9 @@ def test_the_search_makes_a_fixed_number_of_queries(
     client = api.as_user(lab.a.org_member)
     client.get("/api/v1/me/")
 
-    # Token, platform, machine type, machines, hours, closures, maintenance, bookings.
-    with django_assert_max_num_queries(8):
+    # Token, platform, machine type, machines, hours, closures, then what holds the
+    # machines, a stretch at a time: 1, 2, 4, then 7 days of the 14.
+    with django_assert_max_num_queries(10):
         response = search(
             client,
             lab.a.platform,

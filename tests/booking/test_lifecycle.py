@@ -272,6 +272,24 @@ def test_moving_onto_another_booking_is_a_conflict(api, lab, booked, day, b_book
     ]
 
 
+def test_a_move_that_clashes_suggests_slots_where_the_booking_itself_is_no_obstacle(
+    api, lab, booked, day, b_books_on_a
+):
+    """booked holds 09:00–11:00; b holds 08:00–09:00. Moving booked to 08:30–10:30
+    clashes with b; 09:00–11:00, where booked already is, is the first suggestion."""
+    make_booking(lab.a.machine, lab.b.org, b_books_on_a, at(day, 8), at(day, 9))
+
+    with Untouched(booked):
+        response = move(api.as_user(lab.a.org_member), booked, at(day, 8, 30), at(day, 10, 30))
+
+        error = error_of(response, 409)
+    same_machine = error["details"]["suggestions"]["same_machine"]
+    assert same_machine[:2] == [
+        {"start": iso_z(at(day, 9)), "end": iso_z(at(day, 11))},
+        {"start": iso_z(at(day, 11)), "end": iso_z(at(day, 13))},
+    ]
+
+
 def test_moving_so_that_the_buffer_reaches_another_booking_is_a_conflict(api, lab, day):
     lab.a.machine.buffer_after_minutes = 30
     lab.a.machine.save()
@@ -913,8 +931,11 @@ def mark_no_shows() -> str:
     return out.getvalue().strip()
 
 
-def marked(count: int) -> str:
-    return f"{count} booking(s) marked as no-show."
+def marked(count: int, expired: int = 0) -> str:
+    return (
+        f"{count} booking(s) marked as no-show.\n"
+        f"{expired} pending booking(s) rejected: no decision before the start."
+    )
 
 
 @pytest.fixture
@@ -956,24 +977,49 @@ def test_a_confirmed_booking_nobody_checked_in_becomes_a_no_show(lab, tuesday, d
     before = {name: state(b) for name, b in tuesday.items()}
 
     with travel(at(day, 9, 20)):
-        assert mark_no_shows() == marked(1)
+        assert mark_no_shows() == marked(1, expired=1)
 
     assert statuses(tuesday) == {
         "due": "no_show",
         "checked_in": "confirmed",
         "completed": "completed",
-        "pending": "pending",
+        "pending": "rejected",  # see test_a_pending_booking_not_decided_before_its_start_…
         "cancelled": "cancelled",
         "late_start": "confirmed",
         "later": "confirmed",
     }
     for name, booking in tuesday.items():
-        if name != "due":
+        if name not in ("due", "pending"):
             assert state(booking) == before[name], name
     due = Booking.objects.get(pk=tuesday["due"].pk)
     assert due.sequence == 1
     [event] = events("booking.no_show")
     assert (event.actor, event.actor_email, event.target_id) == (None, "", str(due.pk))
+
+
+def test_a_pending_booking_not_decided_before_its_start_is_rejected_and_frees_its_slot(
+    api, lab, day
+):
+    pending = make_booking(
+        lab.a.machine,
+        lab.a.org,
+        lab.a.org_member,
+        at(day, 9),
+        at(day, 11),
+        status=Booking.Status.PENDING,
+    )
+
+    with travel(at(day, 8, 59)):
+        assert mark_no_shows() == marked(0, expired=0)
+    with travel(at(day, 9)):
+        assert mark_no_shows() == marked(0, expired=1)
+        assert mark_no_shows() == marked(0, expired=0)
+
+    pending.refresh_from_db()
+    assert (pending.status, pending.sequence, pending.decided_by) == ("rejected", 1, None)
+    assert pending.decision_note == "Not approved before its start."
+    assert len(events("booking.expire")) == 1
+    assert Booking.objects.overlapping(lab.a.machine.pk, at(day, 9), at(day, 11)).count() == 0
 
 
 def test_the_sequence_rises_by_one(lab, booked, day):
@@ -988,7 +1034,7 @@ def test_the_sequence_rises_by_one(lab, booked, day):
 
 def test_marking_no_shows_is_idempotent(lab, tuesday, day):
     with travel(at(day, 9, 20)):
-        assert mark_no_shows() == marked(1)
+        assert mark_no_shows() == marked(1, expired=1)
         assert mark_no_shows() == marked(0)
     with travel(at(day, 9, 21)):
         assert mark_no_shows() == marked(0)
@@ -999,7 +1045,7 @@ def test_marking_no_shows_is_idempotent(lab, tuesday, day):
 
 def test_bookings_become_no_shows_as_their_grace_periods_end(lab, tuesday, day):
     with travel(at(day, 9)):
-        assert mark_no_shows() == marked(0)  # not even started
+        assert mark_no_shows() == marked(0, expired=1)  # not even started; pending expires
     with travel(at(day, 9, 15)):
         assert mark_no_shows() == marked(1)  # due: 15 minutes after its start
     with travel(at(day, 9, 24)):
