@@ -12,6 +12,7 @@ import csv
 import io
 from datetime import timedelta
 
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -237,7 +238,9 @@ class _UtilisationView(generics.GenericAPIView):
     query_serializer = UtilisationQuerySerializer
 
     def finalize_response(self, request, response, *args, **kwargs):
-        if response.status_code >= 400:  # whatever was asked for, errors have one shape
+        data = getattr(response, "data", None)
+        if not (isinstance(data, dict) and "columns" in data):
+            # Errors (and OPTIONS' description) are JSON, whatever was asked for.
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -247,7 +250,18 @@ class _UtilisationView(generics.GenericAPIView):
             response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers an unknown ?format= with a 404 before authenticating: here
+        # it is a 400 naming the parameter, after the 401 and 404 it may deserve.
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            self.unknown_format = True
+            return JSONRenderer(), JSONRenderer.media_type
+
     def query(self) -> dict:
+        if getattr(self, "unknown_format", False):
+            raise serializers.ValidationError({"format": [_("Use json, csv or xlsx.")]})
         query = self.query_serializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return query.validated_data

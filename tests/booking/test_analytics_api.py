@@ -6,7 +6,8 @@ neighbour, SME c, book its printer on Tuesday 2 March 2027."""
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -302,3 +303,36 @@ def test_the_query_count_of_the_api_does_not_depend_on_the_number_of_machines(
 
     assert response.status_code == 200
     assert len(response.json()["rows"]) == 12 * 31
+
+
+def test_a_label_across_time_zones_cuts_each_platform_on_its_own_days(api, used):
+    """Platform b moves to London: its 23:30–00:30 (London) booking is split at
+    London's midnight, while Paris is already an hour into the next day."""
+    used.b.platform.timezone = "Europe/London"
+    used.b.platform.save()
+    london = ZoneInfo("Europe/London")
+    start = datetime.combine(TUESDAY, time(23, 30), tzinfo=london)
+    make_booking(used.b.machine, used.b.org, used.b.org_member, start, start + timedelta(hours=1))
+    api.as_user(factories.UserFactory(is_superuser=True))
+
+    rows = api.get(
+        f"/api/v1/labels/{used.label.pk}/utilisation/",
+        {"start": "2027-03-02", "end": "2027-03-04", "group_by": "platform,day"},
+    ).json()["rows"]
+
+    assert [(r["period_start"], r["platform_name"], r["booked_hours"]) for r in rows] == [
+        ("2027-03-02", "Platform a", 5.0),
+        ("2027-03-02", "Platform b", 1.5),  # 09:00–10:00 and 23:30–00:00
+        ("2027-03-03", "Platform a", 0.0),
+        ("2027-03-03", "Platform b", 0.5),
+    ]
+
+
+def test_an_unknown_format_is_a_bad_parameter(api, used):
+    assert api.get(platform_url(used), {**PERIOD, "format": "pdf"}).status_code == 401
+    api.as_user(used.a.manager)
+
+    response = api.get(platform_url(used), {**PERIOD, "format": "pdf"})
+
+    assert response.status_code == 400
+    assert "format" in response.json()["error"]["details"]["fields"]
