@@ -219,3 +219,49 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"{self.max_hours} h / {self.period}"
+
+
+class RefusedRequest(models.Model):
+    """Demand the platform could not serve, for utilisation analytics
+    (booking/analytics.py): a booking or a move refused for a conflict or for
+    broken rules, and a pending booking a manager rejected. Written by
+    booking/refusals.py after the refused service's transaction rolled back, so
+    that it survives the refusal; never shown to other SMEs except as counts."""
+
+    class Kind(models.TextChoices):
+        CONFLICT = "conflict", _("Conflict")
+        RULES = "rules", _("Broken rules")
+        REJECTED = "rejected", _("Rejected by a manager")
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("New booking")
+        MOVE = "move", _("Move")
+        SERIES = "series", _("Recurring series")
+        APPROVAL = "approval", _("Approval")
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    booking = models.ForeignKey(
+        Booking, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    # The period asked for, in UTC.
+    start = models.DateTimeField(_("start"))
+    end = models.DateTimeField(_("end"))
+    codes = models.JSONField(
+        _("rule codes"), default=list, blank=True, help_text=_("The broken rules' codes.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["machine", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.machine} {self.start:%Y-%m-%d %H:%M} UTC: {self.kind}"

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from booking import recurrence
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries, Quota
+from booking.refusals import record_rejection, records_refusals, records_series_refusals
 from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems, standing
 from booking.selectors import conflict_suggestions
 from core.audit import record
@@ -121,6 +122,7 @@ def _may_override(user: User, machine: Machine) -> bool:
     )
 
 
+@records_refusals("create")  # outside the transaction: recorded after its rollback
 @transaction.atomic
 def create_booking(
     *,
@@ -248,6 +250,7 @@ def _require_status(booking: Booking, *statuses: str) -> None:
         )
 
 
+@records_refusals("move")
 @transaction.atomic
 def move_booking(
     *, booking: Booking, by: User, start: datetime, end: datetime, override_reason: str = ""
@@ -325,6 +328,7 @@ def reject_booking(*, booking: Booking, by: User, reason: str) -> Booking:
     booking = _locked(booking)
     _require_manager(by, booking)
     _require_status(booking, Booking.Status.PENDING)
+    record_rejection(booking, by=by)
     return _decide(booking, by=by, status=Booking.Status.REJECTED, note=reason)
 
 
@@ -433,6 +437,7 @@ def expire_pending(*, now: datetime | None = None) -> list[Booking]:
 # --- Recurring series ----------------------------------------------------------------------------
 
 
+@records_series_refusals
 @transaction.atomic
 def create_series(
     *,

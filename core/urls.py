@@ -5,8 +5,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from booking import analytics_api, availability_api
 from booking import api as booking_api
-from booking import availability_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
 from equipment import api as equipment_api
@@ -47,6 +47,16 @@ api_v1 = [
         r"^platforms/(?P<pk>[^/.]+)/availability-search/$",
         availability_api.AvailabilitySearchView.as_view(),
         name="platform-availability-search",
+    ),
+    re_path(
+        r"^platforms/(?P<pk>[^/.]+)/utilisation/$",
+        analytics_api.PlatformUtilisationView.as_view(),
+        name="platform-utilisation",
+    ),
+    re_path(
+        r"^labels/(?P<pk>[^/.]+)/utilisation/$",
+        analytics_api.LabelUtilisationView.as_view(),
+        name="label-utilisation",
     ),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),

@@ -932,3 +932,47 @@ def test_only_the_invited_address_can_accept(api, world):
     response = api.post(accept, {"token": secret})
     assert response.status_code == 410
     assert_error_shape(response, "invitation_used")
+
+
+# --- Utilisation analytics ------------------------------------------------------------------
+# Platform staff see their platform's table; an SME admin sees its own usage there
+# (tests/booking/test_analytics_api.py checks what it contains); the other SME
+# people see the platform but not its utilisation (403). A label's view is for
+# the managers of its platforms. Labels are public, so a refused label view is a 403.
+
+# fmt: off
+#   view                   outsider  member  admin  acct   manager  oper  acct   super  foreign
+UTILISATION_MATRIX = [
+    ("platforms",          404,      403,    200,   403,   200,     200,  200,   200,   404),
+    ("labels",             403,      403,    403,   403,   200,     403,  403,   200,   403),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("row", UTILISATION_MATRIX, ids=[row[0] for row in UTILISATION_MATRIX])
+def test_utilisation_matrix(api, world, row):
+    """ "foreign": platform B, or a label only platform B carries."""
+    endpoint, *own, foreign = row
+    own_label, foreign_label = world.labels
+    world.a.platform.labels.add(own_label)
+    world.b.platform.labels.add(foreign_label)
+    ids = {
+        "platforms": (world.a.platform.pk, world.b.platform.pk),
+        "labels": (own_label.pk, foreign_label.pk),
+    }[endpoint]
+    period = {"start": "2027-03-01", "end": "2027-04-01", "group_by": "machine"}
+    expected, observed = {}, {}
+    for role, own_status in zip(ROLES, own, strict=True):
+        expected[role] = (own_status, own_status if role == "superuser" else foreign)
+        login(api, world, role)
+        responses = [api.get(f"{API}/{endpoint}/{pk}/utilisation/", period) for pk in ids]
+        for response in responses:
+            assert_well_formed(response)
+        observed[role] = tuple(r.status_code for r in responses)
+
+    assert observed == expected
+
+    api.credentials()
+    anonymous = api.get(f"{API}/{endpoint}/{ids[0]}/utilisation/", period)
+    assert anonymous.status_code == 401
+    assert_error_shape(anonymous, "not_authenticated")

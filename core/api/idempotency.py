@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from core.errors import Unprocessable
+from core.errors import DomainError, Unprocessable
 from core.models import IdempotentRequest
 
 HEADER = "Idempotency-Key"
@@ -55,11 +55,20 @@ def idempotent(request, perform: Callable[[], Response]) -> Response:
                 )
         except IntegrityError:
             return _replay(request, key, fingerprint)
-        response = perform()
-        claim.response_status = response.status_code
-        claim.response_body = response.data
-        claim.save(update_fields=["response_status", "response_body"])
-        return response
+        try:
+            response = perform()
+        except DomainError as exc:
+            # A refusal stores no answer (the request may be retried), but what
+            # the service recorded after rolling itself back (refused demand,
+            # booking/refusals.py) stays: drop the claim and commit the rest.
+            claim.delete()
+            refusal = exc
+        else:
+            claim.response_status = response.status_code
+            claim.response_body = response.data
+            claim.save(update_fields=["response_status", "response_body"])
+            return response
+    raise refusal
 
 
 def _replay(request, key: str, fingerprint: str) -> Response:
