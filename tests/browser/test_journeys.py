@@ -44,6 +44,8 @@ def drag(page, day: str, start: str, end: str) -> None:
 def book_by_dragging_then_cancel(page, base_url, screenshot, tag):
     log_in(page, base_url, MEMBER)
     screenshot(page, f"{tag}-home")
+    page.locator("nav.nav a[href='/machines/']").click()
+    screenshot(page, f"{tag}-catalogue")
 
     # Find a free 3D printer for two hours, between tomorrow and next week.
     page.locator("nav.nav a[href='/find/']").click()
@@ -136,8 +138,9 @@ def test_a_member_books_a_3d_printer_by_dragging_in_french(demo, french, screens
     expect(french.locator(".fc-today-button")).to_have_text("Aujourd'hui")
 
 
-def test_the_language_switch_turns_the_pages_to_english(demo, french):
+def test_the_language_switch_turns_the_pages_to_english(demo, french, screenshot):
     french.goto(f"{demo.url}/accounts/login/")
+    screenshot(french, "fr-login")
 
     french.locator("form.lang button[value=en]").click()
 
@@ -229,3 +232,19 @@ def test_a_manager_approves_a_pending_booking_and_plans_maintenance(demo, englis
     week = urlencode({"start": window.start.isoformat(), "end": window.end.isoformat()})
     page.goto(f"{demo.url}/machines/{mill.pk}/?{week}")
     expect(page.locator(".fc-event.maintenance")).to_have_count(1)
+
+
+def test_a_company_admin_invites_a_colleague(demo, english, screenshot):
+    log_in(english, demo.url, "claire.martin@mps-savoie.example")
+    english.locator("nav.nav a[href^='/organizations/']").click()
+
+    english.fill("#id_email", "not an address")
+    english.locator("form[action$='/invite/'] button[type=submit]").click()
+    expect(english.locator("#id_email")).to_have_attribute("aria-invalid", "true")
+    expect(english.locator("#id_email")).to_have_value("not an address")
+    english.fill("#id_email", "lea.roux@mps-savoie.example")
+    english.locator("form[action$='/invite/'] button[type=submit]").click()
+
+    expect(english.locator(".messages .success")).to_be_visible()
+    expect(english.locator("main")).to_contain_text("lea.roux@mps-savoie.example")
+    screenshot(english, "en-company-members")
