@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 PASSWORD = "fabpool-demo"  # seed_demo's
-
-# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to be
-# called from one unless told that this (single-threaded test) use is fine.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,6 +23,44 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+# Playwright's sync API keeps an event loop running in this thread while it is started;
+# Django's ORM then refuses to run unless DJANGO_ALLOW_ASYNC_UNSAFE says this
+# (single-threaded test) use is fine. pytest-playwright starts Playwright once per
+# session, which would leave both the loop and the variable (inherited by every
+# subprocess, e.g. `check --deploy`, which rejects it) to the rest of the suite:
+# here Playwright lives for one module, and the variable with it.
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    started = sync_playwright().start()
+    yield started
+    started.stop()
+    if before is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="module")
+def launch_browser(browser_type_launch_args, browser_type):
+    return lambda **kwargs: browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser):
+    launched = launch_browser()
+    yield launched
+    launched.close()
 
 
 @pytest.fixture(scope="session")
