@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The PostgreSQL leg of `make test`; pytest-django creates and drops test_<name>.
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/fabpool
 
-.PHONY: run test lint test-sqlite test-postgres install lock clean
+.PHONY: run test lint test-sqlite test-postgres test-browser install lock clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
@@ -31,7 +31,7 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-test: lint test-sqlite test-postgres
+test: lint test-sqlite test-postgres test-browser
 
 lint: install
 	$(BIN)/ruff check .
@@ -40,17 +40,29 @@ lint: install
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
+# The browser tests (marked `browser`) run once, in test-browser, not in each database leg.
 test-sqlite: install
-	DATABASE_URL= $(BIN)/pytest
+	DATABASE_URL= $(BIN)/pytest -m "not browser"
 
 # Runs when PostgreSQL answers; with CI=true it must answer.
 test-postgres: install
 	@if $(BIN)/python scripts/db_reachable.py "$(TEST_POSTGRES_URL)"; then \
-		DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/pytest; \
+		DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/pytest -m "not browser"; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL at $(TEST_POSTGRES_URL) is unreachable, and CI=true requires it." >&2; exit 1; \
 	else \
 		echo "PostgreSQL unreachable at $(TEST_POSTGRES_URL): PostgreSQL leg skipped."; \
+	fi
+
+# Playwright drives Debian's Chromium through the pages, on SQLite; screenshots go to
+# var/screenshots/. Skipped without /usr/bin/chromium, except with CI=true, where it fails.
+test-browser: install
+	@if [ -x /usr/bin/chromium ]; then \
+		DATABASE_URL= $(BIN)/pytest -m browser tests/browser; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "/usr/bin/chromium is missing, and CI=true requires the browser tests (apt-get install chromium)." >&2; exit 1; \
+	else \
+		echo "/usr/bin/chromium is missing: browser tests skipped (apt-get install chromium)."; \
 	fi
 
 # Re-resolve the newest versions pyproject.toml allows, and pin them.

@@ -2,22 +2,34 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from booking.models import Booking
 from core import services as core_services
 from core.errors import DomainError
 from equipment.models import Platform
 
 
 def home(request):
-    platforms = []
+    platforms, upcoming = [], []
     if request.user.is_authenticated:
         platforms = (
             Platform.objects.visible_to(request.user)
             .annotate(machine_count=Count("machines", filter=Q(machines__is_active=True)))
             .prefetch_related("labels")
         )
-    return render(request, "frontend/home.html", {"platforms": platforms})
+        upcoming = (
+            Booking.objects.visible_to(request.user)
+            .filter(
+                booked_by=request.user,
+                end__gt=timezone.now(),
+                status__in=Booking.ACTIVE_STATUSES,
+            )
+            .select_related("machine__platform")
+            .order_by("start", "pk")[:3]
+        )
+    return render(request, "frontend/home.html", {"platforms": platforms, "upcoming": upcoming})
 
 
 @login_required

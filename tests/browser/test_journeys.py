@@ -1,0 +1,250 @@
+"""Journeys through the pages in a real browser: an SME member finds a free 3D
+printer, books it by dragging on the calendar, meets a conflict and takes a
+suggested slot, finds the booking in "my bookings" and cancels it; a platform
+manager approves a pending booking and plans a maintenance window. In English
+and in French (the browser's language decides), and at a phone's width."""
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from booking import services
+from booking.models import Booking
+from core.models import Organization, User
+from equipment.models import Machine, MaintenanceWindow
+from tests.booking.conftest import next_weekday
+from tests.browser.conftest import log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+MEMBER = "hugo.bernard@mps-savoie.example"
+
+
+def drag(page, day: str, start: str, end: str) -> None:
+    """Press on `day` (YYYY-MM-DD) at the half-hour lane `start` and release at
+    the bottom of the lane before `end` (both HH:MM), as a person would."""
+    column = page.locator(f".fc-timegrid-col[data-date='{day}']").bounding_box()
+    first = page.locator(f".fc-timegrid-slot-lane[data-time='{start}:00']").bounding_box()
+    hours, minutes = map(int, end.split(":"))
+    total = hours * 60 + minutes - 30  # the last half-hour lane inside the slot
+    last = page.locator(
+        f".fc-timegrid-slot-lane[data-time='{total // 60:02d}:{total % 60:02d}:00']"
+    ).bounding_box()
+    x = column["x"] + column["width"] / 2
+    page.mouse.move(x, first["y"] + 4)
+    page.mouse.down()
+    page.mouse.move(x, (first["y"] + last["y"]) / 2, steps=5)
+    page.mouse.move(x, last["y"] + last["height"] - 4, steps=5)
+    page.mouse.up()
+
+
+def book_by_dragging_then_cancel(page, base_url, screenshot, tag):
+    log_in(page, base_url, MEMBER)
+    screenshot(page, f"{tag}-home")
+    page.locator("nav.nav a[href='/machines/']").click()
+    screenshot(page, f"{tag}-catalogue")
+
+    # Find a free 3D printer for two hours, between tomorrow and next week.
+    page.locator("nav.nav a[href='/find/']").click()
+    page.select_option("#id_machine_type", label="3D printer (FDM)")
+    page.select_option("#id_duration", "120")
+    page.locator("main form button[type=submit]").click()
+    results = page.locator("main article")
+    expect(results.first).to_contain_text("Prusa Core One #1")
+    screenshot(page, f"{tag}-find")
+
+    # Its week opens on the day of the first free slot.
+    results.first.locator("h3 a").click()
+    expect(page.locator("#calendar[data-ready='true']")).to_be_visible()
+    page.wait_for_selector(".fc-bg-event.free")
+    day = page.locator("#id_start_date").input_value()
+    assert day, "the slot's day fills the form"
+
+    drag(page, day, "10:00", "12:00")
+    expect(page.locator("#id_start_time")).to_have_value("10:00")
+    expect(page.locator("#id_end_time")).to_have_value("12:00")
+    page.locator("#book-button").click()
+    expect(page.locator("#booking-panel .notice.ok")).to_be_visible()
+    expect(page.locator(".fc-event.mine")).to_have_count(1)  # the calendar shows it at once
+    screenshot(page, f"{tag}-machine-booked")
+
+    # The same slot again: taken; the reasons and the alternatives are shown in place.
+    page.locator("#book-button").click()
+    expect(page.locator("#conflict")).to_be_visible()
+    suggestions = page.locator("#suggestions .slot-button")
+    expect(suggestions.first).to_be_visible()
+    screenshot(page, f"{tag}-machine-conflict")
+    suggestions.first.click()
+    expect(page.locator("#booking-panel .notice.ok")).to_be_visible()
+    expect(page.locator(".fc-event.mine")).to_have_count(2)
+
+    # Both are in "my bookings"; cancel one.
+    page.locator("nav a[href='/bookings/']").click()
+    items = page.locator(".booking-list li")
+    expect(items).to_have_count(2)
+    screenshot(page, f"{tag}-my-bookings")
+    items.first.locator("a[href$='/cancel/']").click()
+    screenshot(page, f"{tag}-cancel")
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator(".messages .success")).to_be_visible()
+    expect(page.locator(".booking-list li")).to_have_count(1)
+    assert Booking.objects.filter(status=Booking.Status.CANCELLED).count() == 1
+
+
+@pytest.fixture
+def english(browser):
+    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def french(browser):
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(
+        locale="fr-FR",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    yield context.new_page()
+    context.close()
+
+
+def test_a_member_books_a_3d_printer_by_dragging_in_english(demo, english, screenshot):
+    book_by_dragging_then_cancel(english, demo.url, screenshot, "en")
+
+    assert english.locator("html").get_attribute("lang") == "en"
+
+
+def test_a_member_books_a_3d_printer_by_dragging_in_french(demo, french, screenshot):
+    french.goto(f"{demo.url}/accounts/login/")
+    assert french.locator("html").get_attribute("lang") == "fr"  # the browser asked for it
+
+    book_by_dragging_then_cancel(french, demo.url, screenshot, "fr")
+
+    french.goto(f"{demo.url}/machines/")
+    french.locator("main article h3 a").first.click()
+    expect(french.locator(".fc-today-button")).to_have_text("Aujourd'hui")
+
+
+def test_the_language_switch_turns_the_pages_to_english(demo, french, screenshot):
+    french.goto(f"{demo.url}/accounts/login/")
+    screenshot(french, "fr-login")
+
+    french.locator("form.lang button[value=en]").click()
+
+    expect(french.locator("html")).to_have_attribute("lang", "en")
+    expect(french.locator("form.lang button[value=en]")).to_have_attribute("aria-pressed", "true")
+
+
+def test_a_member_books_by_form_on_a_phone(demo, phone, screenshot):
+    log_in(phone, demo.url, MEMBER)
+    screenshot(phone, "phone-home")
+    printer = Machine.objects.get(name="Prusa Core One #2")
+    day = next_weekday(2).date()  # a Wednesday, next week
+
+    phone.goto(f"{demo.url}/machines/{printer.pk}/")
+    expect(phone.locator("#calendar[data-ready='true']")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing overflows
+    phone.fill("#id_start_date", day.isoformat())
+    phone.fill("#id_start_time", "14:00")
+    phone.fill("#id_end_time", "15:30")
+    phone.locator("#book-button").click()
+    expect(phone.locator("#booking-panel .notice.ok")).to_be_visible()
+    screenshot(phone, "phone-machine")
+
+    phone.goto(f"{demo.url}/bookings/")
+    expect(phone.locator(".booking-list li")).to_have_count(1)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone, "phone-my-bookings")
+    phone.goto(f"{demo.url}/machines/")
+    screenshot(phone, "phone-catalogue")
+
+
+def test_a_phone_sees_field_errors_next_to_the_fields(demo, phone):
+    log_in(phone, demo.url, MEMBER)
+    printer = Machine.objects.get(name="Prusa Core One #2")
+    phone.goto(f"{demo.url}/machines/{printer.pk}/")
+
+    phone.fill("#id_start_date", next_weekday(2).date().isoformat())
+    phone.fill("#id_start_time", "14:00")
+    phone.fill("#id_end_time", "13:00")
+    phone.fill("#id_title", "Prototype housing")
+    phone.locator("#book-button").click()
+
+    end_field = phone.locator(".field", has=phone.locator("#id_end_time"))
+    expect(end_field.locator(".errorlist")).to_be_visible()
+    expect(phone.locator("#id_end_time")).to_have_attribute("aria-invalid", "true")
+    expect(phone.locator("#id_title")).to_have_value("Prototype housing")  # kept
+
+
+def test_a_manager_approves_a_pending_booking_and_plans_maintenance(demo, english, screenshot):
+    mill = Machine.objects.select_related("platform").get(name="Haas Mini Mill 2")
+    member = User.objects.get(email=MEMBER)
+    start = next_weekday(1).replace(hour=9)  # a Tuesday, next week, 09:00 Paris
+    pending = services.create_booking(
+        machine=mill,
+        organization=Organization.objects.get(memberships__user=member),
+        by=member,
+        start=start,
+        end=start + timedelta(hours=3),
+        title="Bracket batch",
+    )
+    assert pending.status == Booking.Status.PENDING
+    page = english
+
+    log_in(page, demo.url, "manager@cobotique-lyon.example")
+    page.locator("nav a[href='/desk/approvals/']").click()
+    expect(page.locator(".booking-list li")).to_contain_text("Bracket batch")
+    screenshot(page, "en-desk-approvals")
+    page.locator(".booking-list li form[action$='/approve/'] button").click()
+    expect(page.locator(".messages .success")).to_be_visible()
+    expect(page.locator(".empty")).to_be_visible()
+    pending.refresh_from_db()
+    assert pending.status == Booking.Status.CONFIRMED
+
+    page.locator("nav a[href='/desk/maintenance/']").click()
+    page.select_option("#id_machine", label="Haas Mini Mill 2")
+    day = next_weekday(3).date()
+    page.fill("#id_start_date", day.isoformat())
+    page.fill("#id_start_time", "08:00")
+    page.fill("#id_end_time", "12:30")
+    page.fill("#id_reason", "Spindle service")
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator(".messages .success")).to_be_visible()
+    expect(page.locator(".booking-list")).to_contain_text("Spindle service")
+    screenshot(page, "en-desk-maintenance")
+    window = MaintenanceWindow.objects.get(reason="Spindle service")
+    assert window.start.astimezone(mill.platform.tzinfo).hour == 8
+    assert window.start > timezone.now()
+
+    week = urlencode({"start": window.start.isoformat(), "end": window.end.isoformat()})
+    page.goto(f"{demo.url}/machines/{mill.pk}/?{week}")
+    expect(page.locator(".fc-event.maintenance")).to_have_count(1)
+
+
+def test_a_company_admin_invites_a_colleague(demo, english, screenshot):
+    log_in(english, demo.url, "claire.martin@mps-savoie.example")
+    english.locator("nav.nav a[href^='/organizations/']").click()
+
+    english.fill("#id_email", "not an address")
+    english.locator("form[action$='/invite/'] button[type=submit]").click()
+    expect(english.locator("#id_email")).to_have_attribute("aria-invalid", "true")
+    expect(english.locator("#id_email")).to_have_value("not an address")
+    english.fill("#id_email", "lea.roux@mps-savoie.example")
+    english.locator("form[action$='/invite/'] button[type=submit]").click()
+
+    expect(english.locator(".messages .success")).to_be_visible()
+    expect(english.locator("main")).to_contain_text("lea.roux@mps-savoie.example")
+    screenshot(english, "en-company-members")
