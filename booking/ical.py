@@ -17,17 +17,29 @@ from datetime import UTC, date, datetime, timedelta
 CRLF = "\r\n"
 MAX_OCTETS = 75
 
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"})
 # TEXT allows horizontal tabs but no other control character (C0, DEL, C1).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ZERO = timedelta(0)
 
 
 def text(value: str) -> str:
-    """A TEXT value, escaped."""
+    """A TEXT value, escaped. (str.replace behind `in` tests: several times faster
+    than str.translate on the mostly plain text of a feed.)"""
     if "\r" in value:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub("", value).translate(_TEXT_ESCAPES)
+    if not value.isprintable():  # line breaks, tabs and control characters
+        value = _CONTROL.sub("", value)
+        if "\n" in value:
+            value = value.replace("\\", "\\\\").replace("\n", "\\n")
+        elif "\\" in value:
+            value = value.replace("\\", "\\\\")
+    elif "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if ";" in value:
+        value = value.replace(";", "\\;")
+    if "," in value:
+        value = value.replace(",", "\\,")
+    return value
 
 
 def utc(moment: datetime) -> str:
