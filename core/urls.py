@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from booking import api as booking_api
-from booking import availability_api
+from booking import availability_api, preferences_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
 from equipment import api as equipment_api
@@ -38,6 +38,11 @@ router.register("quotas", booking_api.QuotaViewSet, basename="quota")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),
+    path(
+        "me/email-preferences/",
+        preferences_api.EmailPreferencesView.as_view(),
+        name="email-preferences",
+    ),
     re_path(  # ids as the router takes them: anything but "/" and "."
         r"^machines/(?P<pk>[^/.]+)/availability/$",
         availability_api.MachineAvailabilityView.as_view(),
