@@ -248,7 +248,7 @@ class Recipient:
         return self.audience == "booker"
 
 
-def _recipients(notice: Notice) -> list[Recipient]:
+def _recipients(notice: Notice, *, booker: User | None) -> list[Recipient]:
     booking = notice.booking
     users = User.objects.select_related("email_preferences").filter(is_active=True)
     if notice.to_managers:
@@ -259,8 +259,7 @@ def _recipients(notice: Notice) -> list[Recipient]:
         return [Recipient(user, "manager") for user in managers.order_by("email")]
 
     recipients = []
-    booker = users.filter(pk=booking.booked_by_id).first()
-    if booker is not None and _wants(booker, notice.kind):
+    if booker is not None and booker.is_active and _wants(booker, notice.kind):
         recipients.append(Recipient(booker, "booker"))
     on_behalf = not Membership.objects.filter(
         user_id=booking.booked_by_id, organization_id=booking.organization_id
@@ -292,11 +291,11 @@ def _wants(user: User, kind: str) -> bool:
 
 
 def _messages(notice: Notice) -> list[EmailMultiAlternatives]:
-    recipients = _recipients(notice)
-    if not recipients:
-        return []
-    people = User.objects.in_bulk({notice.booking.booked_by_id, notice.by_id} - {None})
+    people = User.objects.select_related("email_preferences").in_bulk(
+        {notice.booking.booked_by_id, notice.by_id} - {None}
+    )
     booker, actor = people.get(notice.booking.booked_by_id), people.get(notice.by_id)
+    recipients = _recipients(notice, booker=booker)
     return [_compose(notice, recipient, booker=booker, actor=actor) for recipient in recipients]
 
 
