@@ -96,19 +96,21 @@ def notify_series_created(*, series: BookingSeries, report: list[dict], by: User
     _notify(*_created_notices(tuple(bookings), by=by))
 
 
-def notify_booking_decided(booking: Booking, *, by: User) -> None:
-    """Approved, or rejected with the reason (the invitation then cancels the event)."""
+def notify_booking_decided(booking: Booking, *, by: User | None) -> None:
+    """Approved, or rejected with the reason (the invitation then cancels the event);
+    `by` None: rejected by expire_pending, as no decision came before the start."""
+    by_id = by.pk if by else None
     if booking.status == Booking.Status.REJECTED:
         notice = Notice(
             "rejected",
             "booking_rejected",
             (_snapshot(booking),),
-            by_id=by.pk,
+            by_id=by_id,
             method=CANCEL,
             reason=booking.decision_note,
         )
     else:
-        notice = Notice("approved", "booking_approved", (_snapshot(booking),), by_id=by.pk)
+        notice = Notice("approved", "booking_approved", (_snapshot(booking),), by_id=by_id)
     _notify(notice)
 
 

@@ -435,6 +435,7 @@ def expire_pending(*, now: datetime | None = None) -> list[Booking]:
                 update_fields=["status", "decided_at", "decision_note", "sequence", "updated_at"]
             )
             record(actor=None, action="booking.expire", target=booking)
+            notifications.notify_booking_decided(booking, by=None)
             expired.append(booking)
     return expired
 

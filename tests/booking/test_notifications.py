@@ -215,6 +215,18 @@ def test_rejection_cancels_the_invitation_and_gives_the_reason(
     assert the_invitation(message, "CANCEL", booking)["STATUS"] == "CANCELLED"
 
 
+def test_a_pending_booking_left_undecided_past_its_start_is_rejected_to_the_booker(
+    lab, day, approval_machine, mailoutbox, committed
+):
+    booking = book(lab, day)
+    with time_machine.travel(at(day, 9, 1), tick=False), committed():
+        assert services.expire_pending() == [booking]
+
+    assert recipients(mailoutbox) == ["member.a@sme.example"]
+    assert "Reason: Not approved before its start." in mailoutbox[0].body
+    the_invitation(mailoutbox[0], "CANCEL", booking)
+
+
 def test_a_move_updates_the_invitation_and_says_what_it_was(lab, day, mailoutbox, committed):
     booking = book(lab, day)
     with committed():
