@@ -62,7 +62,7 @@ REQUEST, CANCEL = "REQUEST", "CANCEL"
 class Notice:
     """One event to tell, about one booking or several of one series."""
 
-    template: str  # booking/email/<template>{_subject.txt,.txt,.html}
+    template: str  # booking/email/<template>.txt, laid out as subject, text and HTML
     kind: str  # a preference (EmailPreferences.KINDS) or one of ALWAYS_SENT
     bookings: tuple[Booking, ...]  # as they stood when the event happened
     by_id: int | None = None  # who acted; None for the platform's own jobs
