@@ -5,6 +5,7 @@ from django.db import connection, models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.models import Organization
 from core.validators import validate_single_line
@@ -246,7 +247,8 @@ class RefusedRequest(models.Model):
 
     class Action(models.TextChoices):
         CREATE = "create", _("New booking")
-        MOVE = "move", _("Move")
+        # A noun here; "Move" alone is also a button (a verb) in the pages.
+        MOVE = "move", pgettext_lazy("refused request", "Move")
         SERIES = "series", _("Recurring series")
         APPROVAL = "approval", _("Approval")
 

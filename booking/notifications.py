@@ -23,6 +23,7 @@ cancelled) carry one invitation per booking, as each has its own UID in the feed
 
 import copy
 import logging
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -337,7 +338,8 @@ def _compose(
             for layout in ("_subject.txt", "_text.txt", "_html.html")
         }
     message = EmailMultiAlternatives(
-        subject=" ".join(parts["_subject.txt"].split()),
+        # One line; ASCII whitespace only, so French typography's non-breaking spaces stay.
+        subject=re.sub(r"[ \t\r\n]+", " ", parts["_subject.txt"]).strip(),
         body=parts["_text.txt"],
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[recipient.user.email],

@@ -261,13 +261,14 @@ class OpeningHours(models.Model):
     have several spans (e.g. 08:00–12:00 and 13:30–18:00)."""
 
     class Weekday(models.IntegerChoices):
-        MONDAY = 0, _("Monday")
-        TUESDAY = 1, _("Tuesday")
-        WEDNESDAY = 2, _("Wednesday")
-        THURSDAY = 3, _("Thursday")
-        FRIDAY = 4, _("Friday")
-        SATURDAY = 5, _("Saturday")
-        SUNDAY = 6, _("Sunday")
+        # With a context: Django's dates ("l j F Y") use the bare names, lower-case in French.
+        MONDAY = 0, pgettext_lazy("weekday", "Monday")
+        TUESDAY = 1, pgettext_lazy("weekday", "Tuesday")
+        WEDNESDAY = 2, pgettext_lazy("weekday", "Wednesday")
+        THURSDAY = 3, pgettext_lazy("weekday", "Thursday")
+        FRIDAY = 4, pgettext_lazy("weekday", "Friday")
+        SATURDAY = 5, pgettext_lazy("weekday", "Saturday")
+        SUNDAY = 6, pgettext_lazy("weekday", "Sunday")
 
     platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="opening_hours")
     weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)

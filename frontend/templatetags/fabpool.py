@@ -27,11 +27,17 @@ def _local(value: datetime, where) -> datetime | None:
     return value.astimezone(_zone(where))
 
 
+def _day_and_time(local: datetime) -> str:
+    # The day's format is the translator's; the time stays 24-hour `H:i` in both languages,
+    # outside the msgid, since French typography puts no colon in a translated sentence.
+    return f"{date_format(local, _('D j M Y'))}, {date_format(local, 'H:i')}"
+
+
 @register.filter
 def local_datetime(value, where):
-    """`Tue 2 Mar 2027, 09:00` in the platform's zone (`mar. 2 mars 2027, 09:00` in French)."""
+    """`Tue 2 Mar 2027, 09:00` in the platform's zone (`mar 2 mars 2027, 09:00` in French)."""
     local = _local(value, where)
-    return date_format(local, _("D j M Y, H:i")) if local else ""
+    return _day_and_time(local) if local else ""
 
 
 @register.filter
@@ -54,8 +60,8 @@ def local_span(booking_or_slot, where):
     if not (start and end):
         return ""
     if start.date() == end.date():
-        return f"{date_format(start, _('D j M Y, H:i'))}–{date_format(end, 'H:i')}"
-    return f"{date_format(start, _('D j M Y, H:i'))} → {date_format(end, _('D j M Y, H:i'))}"
+        return f"{_day_and_time(start)}–{date_format(end, 'H:i')}"
+    return f"{_day_and_time(start)} → {_day_and_time(end)}"
 
 
 def _ends(value):

@@ -15,6 +15,7 @@ Who hears about what:
 
 import email
 import logging
+import re
 from contextlib import suppress
 from datetime import timedelta
 
@@ -30,6 +31,8 @@ from booking.preferences import update_email_preferences
 from core.models import Membership, User
 from tests import factories
 from tests.booking.conftest import at, next_weekday
+
+NBSP = "\u00a0"
 
 
 @pytest.fixture
@@ -433,7 +436,10 @@ def test_each_recipient_reads_their_own_language(lab, day, approval_machine, mai
     to_manager = only_message_to(mailoutbox, "manager.a@platform.example")
     weekday_fr, weekday_en = "mardi", "Tuesday"  # `day` is a Tuesday
     assert weekday_fr in to_booker.subject.lower() and weekday_en not in to_booker.subject
-    assert "09:00 – 11:00" in to_booker.body  # French times: 24-hour clock
+    assert to_booker.subject.startswith(f"Réservation en attente de validation{NBSP}: ")
+    # French dates (lower-case weekday) and times (24-hour clock), in a French sentence.
+    assert re.search(r"mardi \d{1,2} \w+ \d{4}, de 09:00 à 11:00 \(Europe/Paris\)", to_booker.body)
+    assert to_booker.body.startswith("Bonjour ")
     assert parsed(to_booker)["Content-Language"] == "fr"
     assert '<html lang="fr">' in html_of(to_booker)
     assert weekday_en in to_manager.subject and "9 a.m. – 11 a.m." in to_manager.subject

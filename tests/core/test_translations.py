@@ -16,17 +16,44 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 NBSP = "\u00a0"
 
 
+def _key(entry: polib.POEntry) -> str:
+    """A msgid with a context is keyed "context\x04msgid", as gettext does."""
+    return f"{entry.msgctxt}\x04{entry.msgid}" if entry.msgctxt else entry.msgid
+
+
 @pytest.fixture(scope="module")
-def catalogue() -> dict[str, str]:
-    """{msgid: msgstr}; a msgid with a context is keyed "context\x04msgid", as gettext does."""
+def po() -> polib.POFile:
     po = polib.pofile(str(LOCALE / "django.po"))
     assert po.metadata["Language"] == "fr"
     assert po.fuzzy_entries() == []
+    return po
+
+
+@pytest.fixture(scope="module")
+def catalogue(po) -> dict[str, str]:
+    """{msgid: msgstr} for the entries without a plural."""
     return {
-        (f"{entry.msgctxt}\x04{entry.msgid}" if entry.msgctxt else entry.msgid): entry.msgstr
-        for entry in po
-        if not entry.obsolete
+        _key(entry): entry.msgstr for entry in po if not entry.obsolete and not entry.msgid_plural
     }
+
+
+@pytest.fixture(scope="module")
+def plurals(po) -> dict[str, tuple[str, list[str]]]:
+    """{msgid: (msgid_plural, [French forms])} for the entries with a plural."""
+    return {
+        _key(entry): (
+            entry.msgid_plural,
+            [entry.msgstr_plural[i] for i in sorted(entry.msgstr_plural)],
+        )
+        for entry in po
+        if not entry.obsolete and entry.msgid_plural
+    }
+
+
+@pytest.fixture(scope="module")
+def translations(catalogue, plurals) -> list[str]:
+    """Every French text, each plural form included."""
+    return [*catalogue.values(), *(form for _, forms in plurals.values() for form in forms)]
 
 
 def test_every_entry_is_translated(catalogue):
@@ -34,14 +61,29 @@ def test_every_entry_is_translated(catalogue):
     assert [msgid for msgid, msgstr in catalogue.items() if not msgstr.strip()] == []
 
 
-def test_translations_keep_their_placeholders_and_line_breaks(catalogue):
+def test_every_plural_entry_has_both_french_forms(plurals):
+    assert [msgid for msgid, (_, forms) in plurals.items() if len(forms) != 2] == []
+    assert [
+        msgid for msgid, (_, forms) in plurals.items() if not all(f.strip() for f in forms)
+    ] == []
+
+
+def test_translations_keep_their_placeholders_and_line_breaks(catalogue, plurals):
+    def same(msgstr: str, msgid: str) -> bool:
+        return sorted(PLACEHOLDER.findall(msgstr)) == sorted(PLACEHOLDER.findall(msgid)) and (
+            msgstr.count("\n") == msgid.count("\n")
+        )
+
     for msgid, msgstr in catalogue.items():
-        assert sorted(PLACEHOLDER.findall(msgstr)) == sorted(PLACEHOLDER.findall(msgid)), msgid
-        assert msgstr.count("\n") == msgid.count("\n"), msgid
+        assert same(msgstr, msgid), msgid
+    # French uses the singular for 0 and 1, the plural from 2: each form mirrors its English one.
+    for msgid, (msgid_plural, (singular, plural)) in plurals.items():
+        assert same(singular, msgid.rpartition("\x04")[2]), msgid
+        assert same(plural, msgid_plural), msgid_plural
 
 
-def test_french_punctuation_takes_a_non_breaking_space(catalogue):
-    for msgstr in catalogue.values():
+def test_french_punctuation_takes_a_non_breaking_space(translations):
+    for msgstr in translations:
         assert not re.search(r" [;:!?»]|« ", msgstr), msgstr
         assert not re.search(rf"[^\s{NBSP}][;!?»]|[^\s{NBSP}]:(?!//)", msgstr), msgstr
 
@@ -55,7 +97,22 @@ def test_the_compiled_catalogue_matches_the_po_file(catalogue):
     assert [compiled.plural(n) for n in (0, 1, 2, 10)] == [0, 0, 1, 1]
 
 
-def test_django_serves_the_project_catalogue_in_french(catalogue):
+def test_the_compiled_catalogue_has_the_plural_forms(plurals):
+    assert plurals  # the pages and emails count things
+    with open(LOCALE / "django.mo", "rb") as mo:
+        compiled = gettext.GNUTranslations(mo)
+
+    def forms(msgid: str, msgid_plural: str) -> list[str]:
+        context, _, text = msgid.rpartition("\x04")
+        if context:
+            return [compiled.npgettext(context, text, msgid_plural, n) for n in (1, 2)]
+        return [compiled.ngettext(text, msgid_plural, n) for n in (1, 2)]
+
+    served = {msgid: forms(msgid, msgid_plural) for msgid, (msgid_plural, _) in plurals.items()}
+    assert served == {msgid: french for msgid, (_, french) in plurals.items()}
+
+
+def test_django_serves_the_project_catalogue_in_french(catalogue, plurals):
     """LOCALE_PATHS wins over Django's and the apps' catalogues for shared msgids."""
 
     def translate(msgid: str) -> str:
@@ -65,6 +122,17 @@ def test_django_serves_the_project_catalogue_in_french(catalogue):
     with translation.override("fr"):
         served = {msgid: translate(msgid) for msgid in catalogue}
     assert served == catalogue
+    with translation.override("fr"):
+        counted = {
+            msgid: [translation.ngettext(msgid, msgid_plural, n) for n in (0, 1, 2)]
+            for msgid, (msgid_plural, _) in plurals.items()
+            if "\x04" not in msgid
+        }
+    assert counted == {
+        msgid: [forms[0], forms[0], forms[1]]
+        for msgid, (_, forms) in plurals.items()
+        if "\x04" not in msgid
+    }
     with translation.override("en"):
         assert translation.gettext("legal name") == "legal name"
 
