@@ -577,7 +577,7 @@ def _render(feed: Feed) -> bytes:
                 "STATUS:CONFIRMED\r\n",
                 f"DTSTART:{start}\r\n",
                 f"DTEND:{end}\r\n",
-                line(f"SUMMARY:{text(f'{machine} — ' + _('Maintenance'))}"),
+                line("SUMMARY:" + text(f"{machine} — " + _("Maintenance"))),
             ]
         else:
             _kind, pk, first, last, reason = extra
@@ -591,7 +591,7 @@ def _render(feed: Feed) -> bytes:
                 "TRANSP:TRANSPARENT\r\n",
                 f"DTSTART;VALUE=DATE:{ical.day(first)}\r\n",
                 f"DTEND;VALUE=DATE:{ical.day(last + timedelta(days=1))}\r\n",
-                line(f"SUMMARY:{text(_('%(platform)s closed') % {'platform': platform.name})}"),
+                line("SUMMARY:" + text(_("%(platform)s closed") % {"platform": platform.name})),
             ]
         if reason:
             out.append(line(f"DESCRIPTION:{text(reason)}"))

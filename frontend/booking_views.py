@@ -233,7 +233,7 @@ def machine_events(request, pk):
                 "start": wall(booking.start),
                 "end": wall(booking.end),
                 "title": (booking.title or booking.organization.legal_name)
-                + (f" · {_('pending')}" if pending else ""),
+                + (" · " + _("pending") if pending else ""),  # xgettext skips f-strings
                 "url": reverse("booking", args=[booking.pk]),
                 "classNames": ["mine", "pending" if pending else "confirmed"],
             }

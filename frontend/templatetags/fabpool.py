@@ -30,7 +30,8 @@ def _local(value: datetime, where) -> datetime | None:
 def _day_and_time(local: datetime) -> str:
     # The day's format is the translator's; the time stays 24-hour `H:i` in both languages,
     # outside the msgid, since French typography puts no colon in a translated sentence.
-    return f"{date_format(local, _('D j M Y'))}, {date_format(local, 'H:i')}"
+    day = date_format(local, _("D j M Y"))  # outside the f-string, where xgettext finds it
+    return f"{day}, {date_format(local, 'H:i')}"
 
 
 @register.filter

@@ -433,7 +433,7 @@ def test_an_sme_sees_other_smes_bookings_only_as_neutral_busy_blocks(client, sce
     events = {e["uid"]: e for e in read_with_icaljs_raw(body)["events"]}
     busy = events[booking_uid(scene.neighbours.pk)]
     assert busy["description"] is None
-    assert "Busy" in busy["summary"]
+    assert "Occupé" in busy["summary"]  # in the owner's language: French, the default
     # Their own organization's bookings in full.
     assert "Gabarit A" in events[booking_uid(scene.mine.pk)]["summary"]
     assert "SME a" in events[booking_uid(scene.mine.pk)]["description"]
