@@ -3,6 +3,7 @@ and suggestions, series), "find me a machine", my bookings and their lifecycle.
 The pages call booking/services.py: these tests check what people see."""
 
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.test import Client
@@ -521,3 +522,32 @@ def test_dates_read_in_the_platforms_zone_and_the_readers_language(client, lab, 
     assert f"Tue {day.day} " in english and "09:00–10:00" in english
     assert f"mar {day.day} " in french and "09:00–10:00" in french
     assert booking.start.astimezone(PARIS).hour == 9
+
+
+@pytest.mark.parametrize(
+    ("path", "french", "english"),
+    [
+        ("/", ["Vos prochaines réservations", "Trouver une machine libre"], ["Your next bookings"]),
+        ("/machines/", ["Toutes les machines que vous pouvez réserver", "Réserver"], ["Book</a>"]),
+        ("/bookings/", ["Mes réservations", "Déplacer", "Annuler"], ["My bookings", "Cancel</a>"]),
+        ("/booking/", ["Détails", "Réservé par", "Déplacer ou modifier la durée"], ["Booked by"]),
+        (
+            "/machine/",
+            ["Réserver cette machine", "Conditions de réservation", "Heure de début"],
+            ["Book this machine", "Start time"],
+        ),
+        ("/find/", ["Trouver une machine", "Type de machine", "Durée"], ["For how long"]),
+    ],
+)
+def test_a_french_reader_gets_the_pages_in_french(member_client, lab, book, path, french, english):
+    booking = book(next_weekday(1), 9)
+    path = {
+        "/booking/": f"/bookings/{booking.pk}/",
+        "/machine/": f"/machines/{lab.a.machine.pk}/",
+    }.get(path, path)
+
+    html = unescape(member_client.get(path, HTTP_ACCEPT_LANGUAGE="fr").content.decode())
+
+    assert '<html lang="fr">' in html
+    assert [text for text in french if text not in html] == []
+    assert [text for text in english if text in html] == []
