@@ -273,6 +273,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",
     ],
+    # Invoices and their lines both have a "kind", with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceKindEnum": "billing.models.Invoice.Kind",
+        "InvoiceLineKindEnum": "billing.models.InvoiceLine.Kind",
+    },
 }
 
 # --- Security -------------------------------------------------------------------
