@@ -306,6 +306,7 @@ class FundingProgrammeViewSet(
             FundingProgramme.objects.visible_to(self.request.user)
             .annotate(spent_total=Sum("allocations__amount"))
             .prefetch_related("organizations")
+            .order_by("starts_on", "pk")
         )
 
     def perform_create(self, serializer):

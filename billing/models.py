@@ -187,6 +187,7 @@ class BillingSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "billing settings"
+        ordering = ["platform_id"]
         constraints = [
             models.UniqueConstraint(fields=["invoice_prefix"], name="billingsettings_unique_prefix")
         ]
