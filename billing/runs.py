@@ -94,6 +94,14 @@ class _Pricer:
             )
         )
         self.problems: list[dict] = []
+        # Translated once per run, not once per booking.
+        self.text = {
+            "time": _("%(machine)s, %(when)s (%(minutes)d min billed)"),
+            "setup": _("Setup fee, %(machine)s, %(when)s"),
+            "fee": _("%(what)s, %(machine)s, %(when)s (%(share)s %% of %(amount)s)"),
+            Kind.NO_SHOW: _("No-show"),
+            Kind.LATE_CANCELLATION: _("Late cancellation"),
+        }
 
     def records(self, row) -> list[Wanted]:
         (pk, org, machine, machine_type, machine_name, start, end, status, late, inn, out) = row
@@ -135,7 +143,7 @@ class _Pricer:
                 Wanted(
                     source,
                     Kind.MACHINE_TIME,
-                    description=_("%(machine)s, %(when)s (%(minutes)d min billed)")
+                    description=self.text["time"]
                     % {"machine": machine_name, "when": when, "minutes": used.minutes},
                     quantity=used.quantity,
                     unit="h",
@@ -149,8 +157,7 @@ class _Pricer:
                     Wanted(
                         source,
                         Kind.SETUP_FEE,
-                        description=_("Setup fee, %(machine)s, %(when)s")
-                        % {"machine": machine_name, "when": when},
+                        description=self.text["setup"] % {"machine": machine_name, "when": when},
                         quantity=Decimal(1),
                         unit="unit",
                         unit_price=tariff.setup_fee,
@@ -160,13 +167,10 @@ class _Pricer:
                 )
             return found
         if status == Booking.Status.NO_SHOW:
-            kind, share, label = Kind.NO_SHOW, tariff.no_show_share, _("No-show")
+            kind, share = Kind.NO_SHOW, tariff.no_show_share
         else:
-            kind, share, label = (
-                Kind.LATE_CANCELLATION,
-                tariff.late_cancellation_share,
-                _("Late cancellation"),
-            )
+            kind, share = Kind.LATE_CANCELLATION, tariff.late_cancellation_share
+        label = self.text[kind]
         fee = money(booked.amount * share)
         if fee <= 0:
             return []
@@ -174,7 +178,7 @@ class _Pricer:
             Wanted(
                 source,
                 kind,
-                description=_("%(what)s, %(machine)s, %(when)s (%(share)s %% of %(amount)s)")
+                description=self.text["fee"]
                 % {
                     "what": label,
                     "machine": machine_name,
@@ -364,58 +368,60 @@ def bill_period(
             )
         }
 
-    # 3. Usage records: add, update, remove.
-    stored = {
-        (usage.source, usage.kind): usage
-        for usage in UsageRecord.objects.filter(platform=platform, period_start=month)
-        .select_related("invoice")
+    # 3. Usage records: add, update, remove. Stored ones are read as plain values:
+    # model instances for every record would cost more than the rest of the run.
+    stored = {}
+    for pk, source, kind, invoice_id, invoice_status, excluded, *values in (
+        UsageRecord.objects.filter(platform=platform, period_start=month)
         .order_by()
-    }
+        .values_list("pk", "source", "kind", "invoice_id", "invoice__status", "excluded", *COMPARED)
+    ):
+        issued = invoice_status == Invoice.Status.ISSUED
+        stored[(source, kind)] = (
+            pk,
+            invoice_id,
+            issued,
+            excluded,
+            dict(zip(COMPARED, values, strict=True)),
+        )
     to_create, to_update, changes, to_remove = [], [], [], []
+    fields = ("source", "kind", "organization_id", "occurred_at", "booking_id", *COMPARED)
     for key, item in wanted.items():
-        usage = stored.get(key)
         invoice = drafts[item.organization_id]
-        if usage is None:
+        found = stored.get(key)
+        if found is None:
             to_create.append(
                 UsageRecord(
                     platform=platform,
                     period_start=month,
                     invoice=invoice,
-                    booking_id=item.booking_id,
                     consumable_use_id=item.consumable_use_id,
-                    **{
-                        f: getattr(item, f)
-                        for f in (
-                            "source",
-                            "kind",
-                            "organization_id",
-                            "occurred_at",
-                            *COMPARED,
-                        )
-                    },
+                    **{f: getattr(item, f) for f in fields},
                 )
             )
             continue
-        if usage.invoice and usage.invoice.is_issued:
+        pk, invoice_id, issued, excluded, values = found
+        if issued:
             continue
-        diff = {
-            f: [getattr(usage, f), getattr(item, f)]
-            for f in COMPARED
-            if getattr(usage, f) != getattr(item, f)
-        }
-        if diff or usage.invoice_id != invoice.pk:
-            for f in COMPARED:
-                setattr(usage, f, getattr(item, f))
-            usage.invoice = invoice
-            usage.updated_at = now
+        diff = {f: [values[f], getattr(item, f)] for f in COMPARED if values[f] != getattr(item, f)}
+        if diff or invoice_id != invoice.pk:
+            usage = UsageRecord(
+                pk=pk,
+                platform=platform,
+                period_start=month,
+                invoice=invoice,
+                excluded=excluded,
+                updated_at=now,
+                **{f: getattr(item, f) for f in fields},
+            )
             to_update.append(usage)
-            changes.append((usage.pk, str(usage), diff))
-    for key, usage in stored.items():
-        if key not in wanted and not (usage.invoice and usage.invoice.is_issued):
-            to_remove.append(usage)
+            changes.append((pk, f"{item.source} {item.kind}", diff))
+    for key, (pk, _invoice_id, issued, _excluded, values) in stored.items():
+        if key not in wanted and not issued:
+            to_remove.append((pk, f"{key[0]} {key[1]}", values["amount"]))
 
     if to_remove:
-        removed_ids = [u.pk for u in to_remove]
+        removed_ids = [pk for pk, _name, _amount in to_remove]
         allocations = FundingAllocation.objects.filter(usage_id__in=removed_ids)
         InvoiceLine.objects.filter(
             Q(usage_id__in=removed_ids) | Q(allocation__in=allocations)
@@ -426,7 +432,7 @@ def bill_period(
             by,
             "usagerecord.delete",
             UsageRecord,
-            [(u.pk, str(u), {"amount": u.amount}) for u in to_remove],
+            [(pk, name, {"amount": amount}) for pk, name, amount in to_remove],
         )
     UsageRecord.objects.bulk_create(to_create, batch_size=BATCH)
     if to_update:
@@ -518,11 +524,16 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
         .order_by("starts_on", "pk")
     )
     draft_ids = [d.pk for d in drafts.values()]
-    usages = list(
-        UsageRecord.objects.filter(
+    usages = {
+        row[0]: row
+        for row in UsageRecord.objects.filter(
             invoice_id__in=draft_ids, kind=Kind.MACHINE_TIME, excluded=False
-        ).order_by("occurred_at", "pk")
-    )
+        )
+        .order_by("occurred_at", "pk")
+        .values_list(
+            "pk", "organization_id", "occurred_at", "amount", "vat_rate", "booking_id", "invoice_id"
+        )
+    }
     stored = {
         allocation.usage_id: allocation
         for allocation in FundingAllocation.objects.filter(
@@ -546,27 +557,29 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
         remaining[programme_id] -= amount
 
     wanted = {}
-    for usage in usages:
-        day = usage.occurred_at.astimezone(tz).date()
+    for pk, org, occurred_at, usage_amount, _vat, _booking, _invoice in usages.values():
+        day = occurred_at.astimezone(tz).date()
         for programme in programmes:
             if not programme.starts_on <= day <= programme.ends_on:
                 continue
-            if eligible[programme.pk] and usage.organization_id not in eligible[programme.pk]:
+            if eligible[programme.pk] and org not in eligible[programme.pk]:
                 continue
-            amount = min(money(usage.amount * programme.share), remaining[programme.pk])
+            amount = min(money(usage_amount * programme.share), remaining[programme.pk])
             if amount > 0:
                 remaining[programme.pk] -= amount
-                wanted[usage.pk] = (programme, amount, usage)
+                wanted[pk] = (programme, amount)
             break  # one programme per record: never funded twice
 
     to_create, to_update, to_delete = [], [], []
     for usage_id, allocation in stored.items():
         if usage_id not in wanted:
             to_delete.append(allocation.pk)
-    for usage_id, (programme, amount, usage) in wanted.items():
+    for usage_id, (programme, amount) in wanted.items():
         allocation = stored.get(usage_id)
         if allocation is None:
-            to_create.append(FundingAllocation(programme=programme, usage=usage, amount=amount))
+            to_create.append(
+                FundingAllocation(programme=programme, usage_id=usage_id, amount=amount)
+            )
         elif allocation.amount != amount or allocation.programme_id != programme.pk:
             allocation.amount, allocation.programme = amount, programme
             to_update.append(allocation)
@@ -576,22 +589,27 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
     FundingAllocation.objects.bulk_create(to_create, batch_size=BATCH)
     FundingAllocation.objects.bulk_update(to_update, ["amount", "programme"], batch_size=BATCH)
 
+    text = _("Funded by %(programme)s (%(share)s %% of machine time)")
+    by_pk = {p.pk: p for p in programmes}
+
     def line(allocation: FundingAllocation) -> InvoiceLine:
-        usage = allocation.usage
-        programme = allocation.programme
+        _pk, _org, occurred_at, _amount, vat_rate, booking_id, invoice_id = usages[
+            allocation.usage_id
+        ]
+        programme = by_pk[allocation.programme_id]
         return InvoiceLine(
-            invoice_id=usage.invoice_id,
+            invoice_id=invoice_id,
             kind=InvoiceLine.Kind.FUNDING,
-            description=_("Funded by %(programme)s (%(share)s %% of machine time)")
+            description=text
             % {"programme": programme.name, "share": f"{programme.share * 100:.4g}"},
-            service_date=usage.occurred_at.astimezone(tz).date(),
+            service_date=occurred_at.astimezone(tz).date(),
             quantity=Decimal(1),
             unit="unit",
             unit_price=-allocation.amount,
-            vat_rate=usage.vat_rate,
+            vat_rate=vat_rate,
             amount=-allocation.amount,
             allocation=allocation,
-            booking_id=usage.booking_id,
+            booking_id=booking_id,
         )
 
     InvoiceLine.objects.bulk_create([line(a) for a in to_create], batch_size=BATCH)
@@ -613,6 +631,6 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
             rewritten, ["description", "unit_price", "vat_rate", "amount"], batch_size=BATCH
         )
     totals = defaultdict(Decimal)
-    for programme, amount, _usage in wanted.values():
+    for programme, amount in wanted.values():
         totals[programme.pk] += amount
     return {str(pk): f"{amount:.2f}" for pk, amount in totals.items()}
