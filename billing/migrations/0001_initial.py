@@ -259,6 +259,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name_plural': 'billing settings',
+                'ordering': ['platform_id'],
                 'constraints': [models.UniqueConstraint(fields=('invoice_prefix',), name='billingsettings_unique_prefix')],
             },
         ),
