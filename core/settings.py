@@ -280,6 +280,8 @@ SPECTACULAR_SETTINGS = {
         "FeedKindEnum": "booking.models.FeedToken.Kind",
         "InvoiceKindEnum": "billing.models.Invoice.Kind",
         "InvoiceLineKindEnum": "billing.models.InvoiceLine.Kind",
+        "CardPaymentKindEnum": "billing.models.CardPayment.Kind",
+        "CardPaymentStatusEnum": "billing.models.CardPayment.Status",
     },
 }
 
