@@ -115,6 +115,7 @@ def _metadata(invoice: Invoice, attempt: int) -> dict:
 # --- Customers ---------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def ensure_customer(organization: Organization, api: stripe.StripeClient) -> StripeCustomer:
     """The organization's Stripe customer, created the first time. The organization
     row is locked and the idempotency key is the organization's: one customer each."""
