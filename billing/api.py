@@ -6,15 +6,16 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, Sum
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from billing import runs, services
+from billing import payments, runs, services
 from billing.models import (
     BillingRun,
     BillingSettings,
+    CardPayment,
     Consumable,
     ConsumableUse,
     FundingAllocation,
@@ -508,6 +509,41 @@ class NoBodySerializer(serializers.Serializer):
     pass
 
 
+class CardPaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CardPayment
+        fields = [
+            "id",
+            "invoice",
+            "attempt",
+            "kind",
+            "payment_intent",
+            "amount",
+            "currency",
+            "status",
+            "failure_message",
+            "amount_refunded",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CardPaymentStartSerializer(CardPaymentSerializer):
+    client_secret = serializers.CharField(read_only=True)
+
+    class Meta(CardPaymentSerializer.Meta):
+        fields = [*CardPaymentSerializer.Meta.fields, "client_secret"]
+        read_only_fields = fields
+
+
+class ChargeSavedCardSerializer(serializers.Serializer):
+    payment_method = serializers.RegexField(
+        r"^(pm|card|src)_[A-Za-z0-9]{1,200}$",
+        required=False,
+        help_text="A saved card of the organization (pm_…); defaults to its default card.",
+    )
+
+
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Invoices and credit notes. A platform's managers and accountants see all of
     its documents, drafts included; an SME's administrators and accountants see
@@ -566,6 +602,53 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             reference=data["reference"],
         )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=NoBodySerializer,
+        responses={
+            201: CardPaymentStartSerializer,
+            502: OpenApiResponse(description="Stripe did not answer as expected."),
+        },
+    )
+    @action(
+        detail=True, methods=["post"], url_path="pay-by-card", serializer_class=NoBodySerializer
+    )
+    def pay_by_card(self, request, pk=None):
+        """Pay an issued invoice by card (the SME's administrators and accountants):
+        a Stripe PaymentIntent for what remains due; confirm it in the browser with
+        Stripe.js and `client_secret`. The invoice is marked paid when Stripe's
+        webhook confirms the payment. 409 for a paid invoice (`invoice_paid`) or when
+        card payments are not set up (`payments_not_configured`)."""
+        card, secret = payments.pay_by_card(invoice=self.get_object(), by=request.user)
+        body = {**CardPaymentSerializer(card).data, "client_secret": secret}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ChargeSavedCardSerializer,
+        responses={
+            201: CardPaymentSerializer,
+            402: OpenApiResponse(description="The card was declined (the attempt is recorded)."),
+            502: OpenApiResponse(description="Stripe did not answer as expected."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="charge-saved-card",
+        serializer_class=ChargeSavedCardSerializer,
+    )
+    def charge_saved_card(self, request, pk=None):
+        """Charge the organization's saved card off-session for what remains due
+        (platform accountants): its default card, or `payment_method`. 402
+        `card_declined` when the bank refuses (the failed attempt is kept)."""
+        serializer = ChargeSavedCardSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        card = payments.charge_saved_card(
+            invoice=self.get_object(),
+            by=request.user,
+            payment_method=serializer.validated_data.get("payment_method") or None,
+        )
+        return Response(CardPaymentSerializer(card).data, status=status.HTTP_201_CREATED)
 
 
 class VisibleInvoiceField(serializers.PrimaryKeyRelatedField):

@@ -733,6 +733,8 @@ class Payment(models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # A card payment's PaymentIntent: unique, so a replayed webhook cannot pay twice.
+    stripe_payment_intent = models.CharField(max_length=255, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -741,3 +743,116 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} for {self.invoice}"
+
+
+# --- Stripe ------------------------------------------------------------------------------------
+
+
+class StripeCustomer(models.Model):
+    """An organization's customer at Stripe, created the first time it pays by card."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.PROTECT, related_name="stripe_customer"
+    )
+    stripe_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.stripe_id
+
+
+class CardPaymentQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(invoice__in=Invoice.objects.visible_to(user))
+
+
+class CardPayment(models.Model):
+    """One attempt at paying an invoice by card: a PaymentIntent at Stripe. The
+    invoice is paid only when Stripe says so (webhook `payment_intent.succeeded`),
+    which adds a Payment; a failure is recorded here and the invoice stays unpaid."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the card")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    class Kind(models.TextChoices):
+        ON_SESSION = "on_session", _("Paid by the customer")
+        OFF_SESSION = "off_session", _("Saved card charged by the platform")
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="card_payments")
+    attempt = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ON_SESSION)
+    # Unknown only when Stripe refused the card before naming the PaymentIntent.
+    payment_intent = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    failure_message = models.CharField(max_length=500, blank=True)
+    amount_refunded = models.DecimalField(**MONEY, default=Decimal(0))
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CardPaymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "attempt"], name="cardpayment_attempt"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="cardpayment_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_intent} ({self.status})"
+
+
+class StripeRefund(models.Model):
+    """Money given back by card because a credit note was issued on a card-paid
+    invoice. Created with the credit note; sent to Stripe after commit;
+    confirmed by the `charge.refunded` webhook."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("To send to Stripe")
+        REQUESTED = "requested", _("Requested from Stripe")
+        SUCCEEDED = "succeeded", _("Refunded")
+        FAILED = "failed", _("Failed")
+
+    credit_note = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="refunds")
+    card_payment = models.ForeignKey(CardPayment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(**MONEY)
+    stripe_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    failure_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="striperefund_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id or 'refund'} {self.amount}"
+
+
+class StripeEvent(models.Model):
+    """Each webhook event Stripe sent, stored once: its id is unique, so a replay
+    finds this row and changes nothing. Unknown types are stored and ignored."""
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(help_text=_("When Stripe created the event."))
+    payload = models.JSONField()
+    outcome = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} {self.type}"

@@ -280,6 +280,8 @@ SPECTACULAR_SETTINGS = {
         "FeedKindEnum": "booking.models.FeedToken.Kind",
         "InvoiceKindEnum": "billing.models.Invoice.Kind",
         "InvoiceLineKindEnum": "billing.models.InvoiceLine.Kind",
+        "CardPaymentKindEnum": "billing.models.CardPayment.Kind",
+        "CardPaymentStatusEnum": "billing.models.CardPayment.Status",
     },
 }
 
@@ -303,3 +305,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# --- Stripe (card payments; optional) ------------------------------------------------------------
+# Without a secret key, invoices are paid by bank transfer and marked paid by hand; the
+# card endpoints answer 409 payments_not_configured. STRIPE_API_BASE points the client at
+# another server (localstripe in tests).
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")

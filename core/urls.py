@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from billing import webhooks as billing_webhooks
 from booking import analytics_api, availability_api, feeds_api, preferences_api
 from booking import api as booking_api
 from core.api import views as core_api
@@ -74,6 +75,11 @@ api_v1 = [
         r"^labels/(?P<pk>[^/.]+)/utilisation/$",
         analytics_api.LabelUtilisationView.as_view(),
         name="label-utilisation",
+    ),
+    path(
+        "stripe/webhook/",
+        billing_webhooks.StripeWebhookView.as_view(),
+        name="stripe-webhook",
     ),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),

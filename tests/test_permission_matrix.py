@@ -36,6 +36,7 @@ from django.utils import timezone
 from billing.models import (
     BillingRun,
     BillingSettings,
+    CardPayment,
     Consumable,
     ConsumableUse,
     FundingProgramme,
@@ -723,6 +724,15 @@ WRITES = {
         lambda w, s, me: {"reference": "VIR 42"},
         Payment,
     ),
+    # Stripe is not configured here: whoever may pay gets 409 payments_not_configured.
+    "invoices.pay-by-card": Write(
+        "post", lambda w, s, me: f"{_url('invoices', s.issued.pk)}pay-by-card/", model=CardPayment
+    ),
+    "invoices.charge-saved-card": Write(
+        "post",
+        lambda w, s, me: f"{_url('invoices', s.issued.pk)}charge-saved-card/",
+        model=CardPayment,
+    ),
 }
 
 # Status each role gets on side A's object ("own"), and the status every role but the
@@ -798,6 +808,10 @@ WRITE_MATRIX = [
     ("invoices.issue",             404, 404,   404,   404,     403,    404,  200,   200,   404),
     ("invoices.credit-note",       404, 404,   403,   403,     403,    404,  201,   201,   404),
     ("invoices.payments",          404, 404,   403,   403,     403,    404,  201,   201,   404),
+    # The SME's administrators and accountants pay by card; platform accountants charge
+    # a saved card. 409: card payments are not configured in these tests.
+    ("invoices.pay-by-card",       404, 404,   409,   409,     403,    404,  403,   409,   404),
+    ("invoices.charge-saved-card", 404, 404,   403,   403,     403,    404,  409,   409,   404),
 ]
 # fmt: on
 

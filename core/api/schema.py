@@ -44,6 +44,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+# Statuses only some operations answer (they list them, without a body schema).
+OCCASIONAL_STATUSES = ("402", "502")
+
+
 def add_error_responses(result, generator, request, public):
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
@@ -54,6 +58,9 @@ def add_error_responses(result, generator, request, public):
                 p.get("in") == "header" and p.get("name") == "Idempotency-Key"
                 for p in operation.get("parameters", [])
             )
+            for code in OCCASIONAL_STATUSES:
+                if code in responses and "content" not in responses[code]:
+                    responses[code]["content"] = {"application/json": {"schema": ref}}
             for code, description in ERROR_STATUSES.items():
                 if code == "422" and not takes_key:
                     continue
