@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from billing import files_api as billing_files_api
 from booking import analytics_api, availability_api, feeds_api, preferences_api
 from booking import api as booking_api
 from core.api import views as core_api
@@ -74,6 +75,11 @@ api_v1 = [
         r"^labels/(?P<pk>[^/.]+)/utilisation/$",
         analytics_api.LabelUtilisationView.as_view(),
         name="label-utilisation",
+    ),
+    re_path(
+        r"^invoices/(?P<pk>[^/.]+)/pdf/$",
+        billing_files_api.InvoicePdfView.as_view(),
+        name="invoice-pdf",
     ),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),
