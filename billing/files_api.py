@@ -6,14 +6,18 @@ JSON in the usual shape whatever the Accept header says, so these views ignore
 content negotiation."""
 
 from django.http import HttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
-from billing import documents
+from billing import documents, exports
+from billing.api import MonthField
 from billing.models import Invoice
+from core.api.filters import MAX_ID
+from equipment.models import Platform
 
 PDF_MEDIA = "application/pdf"
 
@@ -86,3 +90,102 @@ class InvoicePdfView(_FileView):
         lang = documents.language_for(query.validated_data.get("lang"), request.user)
         rendered = documents.render_pdf(invoice, lang)
         return file_response(rendered.content, PDF_MEDIA, rendered.filename, inline=True)
+
+
+# --- Exports -----------------------------------------------------------------------------------
+
+EXPORT_MEDIA = {
+    "csv": exports.CSV_MEDIA,
+    "xlsx": exports.XLSX_MEDIA,
+    "vat": exports.CSV_MEDIA,
+    "fec": exports.TEXT_MEDIA,
+    "zip": exports.ZIP_MEDIA,
+}
+MAX_DAYS = 366
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    platform = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    export = serializers.ChoiceField(choices=list(exports.EXPORTERS))
+    month = MonthField(required=False, help_text="YYYY-MM; or give start and end.")
+    start = serializers.DateField(required=False, help_text="First issue date (included).")
+    end = serializers.DateField(required=False, help_text="Last issue date (included).")
+    lang = serializers.ChoiceField(
+        choices=documents.LANGUAGES, required=False, help_text="The PDFs' language (zip)."
+    )
+
+    def validate_platform(self, value):
+        found = Platform.objects.visible_to(self.context["request"].user).filter(pk=value).first()
+        if found is None:
+            raise serializers.ValidationError(
+                _('Invalid pk "%(pk)s" - object does not exist.') % {"pk": value}
+            )
+        return found
+
+    def validate(self, data):
+        if "month" in data:
+            if "start" in data or "end" in data:
+                raise serializers.ValidationError(
+                    {"month": [_("Give a month, or start and end, not both.")]}
+                )
+            data["period"] = exports.Period.month(data["month"])
+            return data
+        missing = {
+            name: [_("Give a month, or start and end.")]
+            for name in ("start", "end")
+            if name not in data
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        if data["end"] < data["start"]:
+            raise serializers.ValidationError({"end": [_("The end cannot be before the start.")]})
+        if (data["end"] - data["start"]).days >= MAX_DAYS:
+            raise serializers.ValidationError({"end": [_("At most 366 days at a time.")]})
+        data["period"] = exports.Period(data["start"], data["end"])
+        return data
+
+
+class InvoiceExportView(_FileView):
+    @extend_schema(
+        operation_id="invoice_exports",
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, exports.CSV_MEDIA): OpenApiResponse(
+                OpenApiTypes.STR, description="csv: documents and lines; vat: VAT per rate."
+            ),
+            (200, exports.XLSX_MEDIA): OpenApiResponse(
+                OpenApiTypes.BINARY, description="xlsx: documents and lines."
+            ),
+            (200, exports.TEXT_MEDIA): OpenApiResponse(
+                OpenApiTypes.STR, description="fec: the FEC file (tab-separated)."
+            ),
+            (200, exports.ZIP_MEDIA): OpenApiResponse(
+                OpenApiTypes.BINARY, description="zip: one Factur-X PDF per document."
+            ),
+        },
+    )
+    def get(self, request, *args, **kwargs):
+        """A platform's issued documents dated in a month (or from start to end, at
+        most 366 days) for accounting: `csv`/`xlsx` (a row per line, credit notes
+        negative), `vat` (base, VAT and total per rate), `fec` (the French FEC,
+        one balanced entry per document) or `zip` (their PDFs). The platform's
+        accountants and managers take every export; an SME's administrators and
+        accountants take csv, xlsx and zip of their own organization's documents."""
+        query = ExportQuerySerializer(data=request.query_params, context={"request": request})
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        options = {}
+        if data["export"] == "zip":
+            options["lang"] = documents.language_for(data.get("lang"), request.user)
+        exporter = exports.export_for(
+            user=request.user,
+            platform=data["platform"],
+            period=data["period"],
+            identifier=data["export"],
+            **options,
+        )
+        rendered = exporter.render()
+        media = rendered.media_type
+        if media.startswith("text/"):
+            media = f"{media}; charset=utf-8"
+        return file_response(rendered.content, media, rendered.filename)

@@ -81,6 +81,7 @@ api_v1 = [
         billing_files_api.InvoicePdfView.as_view(),
         name="invoice-pdf",
     ),
+    path("invoice-exports/", billing_files_api.InvoiceExportView.as_view(), name="invoice-exports"),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),
 ]
