@@ -56,6 +56,12 @@ class BillingSettingsSerializer(serializers.ModelSerializer):
             "payment_terms_days",
             "late_payment_mentions",
             "billable_time",
+            "journal_code",
+            "journal_label",
+            "customer_account",
+            "customer_auxiliary_prefix",
+            "revenue_account",
+            "vat_account",
         ]
         extra_kwargs = {"invoice_prefix": {"validators": []}}
 

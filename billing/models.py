@@ -63,6 +63,9 @@ vat_validators = [
     MinValueValidator(Decimal(0), message=_("A VAT rate is between 0 and 100.")),
     MaxValueValidator(HUNDRED, message=_("A VAT rate is between 0 and 100.")),
 ]
+account_validator = RegexValidator(
+    r"^[A-Za-z0-9]{1,20}$", _("Use letters and digits only, e.g. 411 or 44571.")
+)
 prefix_validator = RegexValidator(
     r"^[A-Z0-9]{1,10}$", _("Use 1 to 10 capital letters or digits, e.g. FAB.")
 )
@@ -181,6 +184,33 @@ class BillingSettings(models.Model):
     )
     billable_time = models.CharField(
         _("billable time"), max_length=10, choices=BillableTime.choices, default=BillableTime.ACTUAL
+    )
+
+    # The accounting entries of the FEC export (billing/exports.py).
+    journal_code = models.CharField(
+        _("sales journal code"), max_length=10, default="VE", validators=[account_validator]
+    )
+    journal_label = models.CharField(
+        _("sales journal label"),
+        max_length=100,
+        default="Ventes",
+        validators=[validate_single_line],
+    )
+    customer_account = models.CharField(
+        _("customer account"), max_length=20, default="411", validators=[account_validator]
+    )
+    customer_auxiliary_prefix = models.CharField(
+        _("customer auxiliary account prefix"),
+        max_length=10,
+        default="C",
+        validators=[account_validator],
+        help_text=_("Each SME's auxiliary account is this prefix and its id, e.g. C000042."),
+    )
+    revenue_account = models.CharField(
+        _("revenue account"), max_length=20, default="706", validators=[account_validator]
+    )
+    vat_account = models.CharField(
+        _("VAT collected account"), max_length=20, default="44571", validators=[account_validator]
     )
 
     objects = StaffOnlyQuerySet.as_manager()

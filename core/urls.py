@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from billing import files_api as billing_files_api
 from billing import webhooks as billing_webhooks
 from booking import analytics_api, availability_api, feeds_api, preferences_api
 from booking import api as booking_api
@@ -81,6 +82,12 @@ api_v1 = [
         billing_webhooks.StripeWebhookView.as_view(),
         name="stripe-webhook",
     ),
+    re_path(
+        r"^invoices/(?P<pk>[^/.]+)/pdf/$",
+        billing_files_api.InvoicePdfView.as_view(),
+        name="invoice-pdf",
+    ),
+    path("invoice-exports/", billing_files_api.InvoiceExportView.as_view(), name="invoice-exports"),
     path("", include(router.urls)),
     path("<path:unknown>", api_not_found),
 ]

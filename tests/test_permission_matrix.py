@@ -1304,3 +1304,61 @@ def test_utilisation_matrix(api, world, row):
     anonymous = api.get(f"{API}/{endpoint}/{ids[0]}/utilisation/", period)
     assert anonymous.status_code == 401
     assert_error_shape(anonymous, "not_authenticated")
+
+
+# --- Files: an invoice's PDF, accountants' exports ---------------------------------------------
+#
+# A PDF is had by whoever sees the issued document; a draft has none (409 to those who
+# see it). Exports: the platform's managers and accountants take all; an SME's
+# administrators and accountants take the list and the PDFs of their own documents;
+# a platform one does not see is a 400 "does not exist" (it is a query parameter).
+
+# fmt: off
+#   download               outsider  member  admin  acct   manager  oper  acct   super  foreign
+DOWNLOAD_MATRIX = [
+    ("invoices.pdf",       404,      404,    200,   200,   200,     404,  200,   200,   404),
+    ("invoices.pdf(draft)", 404,     404,    404,   404,   409,     404,  409,   409,   404),
+    ("exports.csv",        400,      403,    200,   200,   200,     403,  200,   200,   400),
+    ("exports.xlsx",       400,      403,    200,   200,   200,     403,  200,   200,   400),
+    ("exports.zip",        400,      403,    200,   200,   200,     403,  200,   200,   400),
+    ("exports.vat",        400,      403,    403,   403,   200,     403,  200,   200,   400),
+    ("exports.fec",        400,      403,    403,   403,   200,     403,  200,   200,   400),
+]
+# fmt: on
+
+
+def _download_url(name: str, side) -> tuple[str, dict]:
+    if name == "invoices.pdf":
+        return f"{API}/invoices/{side.issued.pk}/pdf/", {}
+    if name == "invoices.pdf(draft)":
+        return f"{API}/invoices/{side.draft.pk}/pdf/", {}
+    month = f"{side.issued.issue_date:%Y-%m}"
+    export = name.split(".")[1]
+    return f"{API}/invoice-exports/", {
+        "platform": side.platform.pk,
+        "export": export,
+        "month": month,
+    }
+
+
+@pytest.mark.parametrize("row", DOWNLOAD_MATRIX, ids=[row[0] for row in DOWNLOAD_MATRIX])
+def test_download_matrix(api, world, row):
+    name, *own, foreign = row
+    expected, observed = {}, {}
+    for role, own_status in zip(ROLES, own, strict=True):
+        expected[role] = (own_status, own_status if role == "superuser" else foreign)
+        login(api, world, role)
+        responses = [api.get(*_download_url(name, side)) for side in (world.a, world.b)]
+        for response in responses:
+            if response.status_code >= 400:
+                assert_well_formed(response)
+            if response.status_code == 400:
+                assert_does_not_exist(response, ("platform",))
+        observed[role] = tuple(r.status_code for r in responses)
+
+    assert observed == expected
+
+    api.credentials()
+    anonymous = api.get(*_download_url(name, world.a))
+    assert anonymous.status_code == 401
+    assert_error_shape(anonymous, "not_authenticated")
