@@ -301,11 +301,15 @@ def _lines(invoice: Invoice) -> list[InvoiceLine]:
 
 
 def _mentions(invoice: Invoice, labels: dict) -> str:
-    """The stored mentions; in French, the French wording of the default text."""
-    with translation.override("en"):
-        default_en = str(LATE_PAYMENT_MENTIONS)
-    if labels["default_mentions"] and invoice.late_payment_mentions.strip() == default_en:
-        return labels["default_mentions"]
+    """The stored mentions; the default text in the document's language. The default
+    is stored in whichever language was active when the settings were made (it is
+    translated), so it is recognised in every language."""
+    defaults = {}
+    for code in LANGUAGES:
+        with translation.override(code):
+            defaults[code] = str(LATE_PAYMENT_MENTIONS)
+    if invoice.late_payment_mentions.strip() in defaults.values():
+        return labels["default_mentions"] or defaults["en"]
     return invoice.late_payment_mentions
 
 
