@@ -4,8 +4,8 @@
 A table has one row per group (machine, machine type, organization or platform,
 and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
-query for bookings and one for refused requests, whatever the number of machines
-or bookings; available hours come from opening hours, closures and maintenance
+query for bookings, one for their lead-time percentiles and one for refused
+requests, whatever the number of machines or bookings; available hours come from opening hours, closures and maintenance
 windows, loaded with three queries and combined per machine and period in Python.
 
 Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
@@ -26,8 +26,9 @@ Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
 - no_show_rate = no-shows / bookings whose outcome is known (checked in,
   completed or no-show).
 - late_cancellation_rate = late cancellations / (bookings + cancellations).
-- lead time: from a booking's creation to its start: average hours, and counts
-  under 1 day, 1-7 days, 7-30 days, 30 days and more.
+- lead time: from a booking's creation to its start: average hours, median and
+  90th percentile (continuous: interpolated between the two nearest bookings, as
+  percentile_cont), and counts under 1 day, 1-7 days, 7-30 days, 30 days and more.
 - demand refused: requests refused for a conflict, for broken rules, and pending
   bookings rejected by a manager (booking/refusals.py), by the period of the
   requested start; refused_hours is the time they asked for.
@@ -880,12 +881,12 @@ def _assemble(
         *METRIC_COLUMNS,
     ]
 
+    nothing = dict.fromkeys(ADDITIVE, 0.0)
+
     def figures(value, idx) -> dict:
-        sums = dict.fromkeys(ADDITIVE, 0.0)
         key = (value, idx) if entity else (idx,)
-        for source in (booking_sums, refusal_sums):
-            for name, amount in source.get(key, {}).items():
-                sums[name] += amount
+        # Bookings and refusals sum different figures: the one completes the other.
+        sums = {**nothing, **booking_sums.get(key, {}), **refusal_sums.get(key, {})}
         capacity_key = None if entity == "organization" else value
         sums["available_s"] = available.get((capacity_key, idx), 0.0)
         return sums
@@ -1002,46 +1003,59 @@ def _cells(intervals: Iterable[Interval], offsets) -> list[float]:
 
 def _booked_cells(scope: "_Scope", offsets) -> list[float]:
     """One query: the booked seconds (as booked_hours counts them) of the scope's
-    bookings in each cell of the local week. Each booking is cut at the changes of
-    the clocks, shifted to local seconds, and paired with the local hours it meets:
-    by generate_series() on PostgreSQL, a recursive query on SQLite."""
+    bookings in each cell of the local week, without expanding a booking into its
+    hours. Cut at the changes of the clocks and shifted to local seconds u (counted
+    from a Monday 00:00), a piece [u1, u2) of a booking puts G_c(u2) - G_c(u1) in
+    cell c, where G_c(u) = 3600 × (weeks before u) + the part of hour c of u's week
+    before u: 3600 if u's hour (of the week) is after c, u's seconds into that hour
+    if it is c, 0 before. So the query only sums, per pair (hour of u1, hour of
+    u2): the pieces, their seconds into those hours and the weeks they span; the
+    cells are added up from those here."""
     rows, params = [], []
     for since, until, offset in offsets:
         rows.append("(%s, %s, %s)")
-        params += [since.timestamp(), until.timestamp(), offset]
+        # Monday 5 January 1970 00:00, local, is where u counts from.
+        params += [_adapt(since), _adapt(until), offset - 4 * 86400]
     zones = f"z(zs, ze, off) AS (VALUES {', '.join(rows)})"
     inner, inner_params = _bookings_sql(
         scope,
-        [f"{_epoch('b.start')} AS s", f"{_epoch(B_END)} AS e"],
+        ["b.start AS s", f"{B_END} AS e"],
         booked_only=True,
         extra=[(f"{B_END} > %s", [_adapt(scope.utc_start)])],
     )
-    pieces = (
-        f"SELECT {_greatest('x.s', 'z.zs')} + z.off AS ls, {_least('x.e', 'z.ze')} + z.off AS le"
-        f" FROM ({inner}) x JOIN z ON x.s < z.ze AND x.e > z.zs"
+    week = 7 * 86400
+    floor = "floor({})" if connection.vendor == "postgresql" else "CAST({} AS INTEGER)"
+    sql = (
+        f"WITH {zones} SELECT h1, h2, COUNT(*), SUM(r1 - 3600 * h1), SUM(r2 - 3600 * h2),"
+        " SUM(w2 - w1) FROM ("
+        f" SELECT w1, w2, r1, r2, {floor.format('r1 / 3600')} AS h1,"
+        f" {floor.format('r2 / 3600')} AS h2 FROM ("
+        f" SELECT w1, w2, u1 - {week} * w1 AS r1, u2 - {week} * w2 AS r2 FROM ("
+        f" SELECT u1, u2, {floor.format(f'u1 / {week}')} AS w1,"
+        f" {floor.format(f'u2 / {week}')} AS w2 FROM ("
+        f" SELECT {_epoch(_greatest('x.s', 'z.zs'))} + z.off AS u1,"
+        f" {_epoch(_least('x.e', 'z.ze'))} + z.off AS u2"
+        f" FROM ({inner}) x JOIN z ON x.s < z.ze AND x.e > z.zs) p) q) r) t"
+        " GROUP BY h1, h2"
     )
-    if connection.vendor == "postgresql":
-        sql = (
-            f"WITH {zones}, p AS ({pieces})"
-            f" SELECT mod(h.n + {THURSDAY_HOURS}, {WEEK_HOURS}),"
-            " SUM(LEAST(p.le, (h.n + 1) * 3600::float8) - GREATEST(p.ls, h.n * 3600::float8))"
-            " FROM p CROSS JOIN LATERAL"
-            " generate_series(floor(p.ls / 3600)::bigint, ceil(p.le / 3600)::bigint - 1) AS h(n)"
-            " GROUP BY 1"
-        )
-    else:
-        sql = (
-            f"WITH RECURSIVE {zones}, p AS ({pieces}),"
-            " h(n, ls, le) AS (SELECT CAST(ls / 3600 AS INTEGER), ls, le FROM p"
-            " UNION ALL SELECT n + 1, ls, le FROM h WHERE (n + 1) * 3600 < le)"
-            f" SELECT (n + {THURSDAY_HOURS}) %% {WEEK_HOURS},"
-            " SUM(MIN(le, (n + 1) * 3600.0) - MAX(ls, n * 3600.0)) FROM h GROUP BY 1"
-        )
+    everywhere = 0.0
+    ends_after = [0.0] * (WEEK_HOURS + 1)  # by hour of the week: pieces ending after it…
+    starts_after = [0.0] * (WEEK_HOURS + 1)  # …and starting after it, times 3600
     cells = [0.0] * WEEK_HOURS
     with _tuned(), connection.cursor() as cursor:
         cursor.execute(sql, [*params, *inner_params])
-        for cell, seconds in cursor.fetchall():
-            cells[int(cell)] = float(seconds or 0)
+        for h1, h2, count, into_1, into_2, weeks in cursor.fetchall():
+            h1, h2 = int(h1), int(h2)
+            everywhere += 3600 * float(weeks)
+            ends_after[h2] += 3600 * count
+            starts_after[h1] += 3600 * count
+            cells[h2] += float(into_2)
+            cells[h1] -= float(into_1)
+    later_ends = later_starts = 0.0
+    for cell in range(WEEK_HOURS - 1, -1, -1):
+        cells[cell] += everywhere + later_ends - later_starts
+        later_ends += ends_after[cell]
+        later_starts += starts_after[cell]
     return cells
 
 
