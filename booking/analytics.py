@@ -5,8 +5,9 @@ A table has one row per group (machine, machine type, organization or platform,
 and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
 query for bookings, one for their lead-time percentiles and one for refused
-requests, whatever the number of machines or bookings; available hours come from opening hours, closures and maintenance
-windows, loaded with three queries and combined per machine and period in Python.
+requests, whatever the number of machines or bookings; available hours come
+from opening hours, closures and maintenance windows, loaded with three queries
+and combined per machine and period in Python.
 
 Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
 
