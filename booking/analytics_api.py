@@ -67,7 +67,7 @@ class XLSXRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         workbook = Workbook()
         sheet = workbook.active
-        sheet.title = "utilisation"
+        sheet.title = getattr((renderer_context or {}).get("view"), "file_stem", "utilisation")
         sheet.append(data["columns"])
         for row in data["rows"]:
             sheet.append([row.get(column) for column in data["columns"]])

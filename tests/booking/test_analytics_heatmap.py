@@ -11,6 +11,7 @@ import io
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 
 from booking import analytics
@@ -316,6 +317,20 @@ def test_the_csv_is_the_api_table(api, shared):
     assert lines[1:] == [
         ["" if row[c] is None else str(row[c]) for c in table["columns"]] for row in table["rows"]
     ]
+
+
+def test_the_xlsx_is_the_api_table(api, shared):
+    api.as_user(shared.a.manager)
+
+    table = api.get(url(shared), PERIOD).json()
+    response = api.get(url(shared), {**PERIOD, "format": "xlsx"})
+
+    assert response.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    rows = [list(r) for r in workbook["heatmap"].iter_rows(values_only=True)]
+    assert rows[0] == table["columns"]
+    assert rows[1:] == [[row[c] for c in table["columns"]] for row in table["rows"]]
+    assert dict(workbook["totals"].iter_rows(values_only=True)) == table["totals"]
 
 
 def test_the_api_query_count_does_not_depend_on_the_number_of_machines(
