@@ -573,7 +573,8 @@ def _lead_percentiles(scope: "_Scope") -> dict:
             scope,
             [
                 *dims,
-                "b.start - b.created_at AS lead",
+                # Seconds: floats sort faster than intervals.
+                "date_part('epoch', b.start - b.created_at) AS lead",
                 f"width_bucket(b.start, {bounds}) - 1 AS idx",
             ],
             booked_only=True,
@@ -585,7 +586,7 @@ def _lead_percentiles(scope: "_Scope") -> dict:
             f"idx >= 0 AND idx < {len(scope.periods)}" if len(scope.utc_by_tz) > 1 else "TRUE"
         )
         quantiles = ", ".join(str(q) for q in LEAD_QUANTILES)
-        picked = ", ".join(f"date_part('epoch', q[{n + 1}])" for n in range(len(LEAD_QUANTILES)))
+        picked = ", ".join(f"q[{n + 1}]" for n in range(len(LEAD_QUANTILES)))
         sql = (
             f"SELECT total, {keys}, {picked} FROM (SELECT GROUPING(idx) AS total, {keys},"
             f" percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY lead) AS q"
