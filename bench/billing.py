@@ -167,7 +167,7 @@ def reset_billing(sizes: dict) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE billing_invoiceline, billing_fundingallocation, billing_usagerecord, "
-            "billing_invoice, billing_billingrun, core_auditevent"
+            "billing_invoice, billing_billingrun, core_auditevent CASCADE"
         )
         cursor.execute("VACUUM ANALYZE")
     return {name: Platform.objects.get(slug=f"bench-{name}").pk for name in sizes}

@@ -27,7 +27,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.bulk import insert_rows
+from billing.bulk import fetch_rows, insert_rows
 from billing.models import (
     BillingRun,
     FundingAllocation,
@@ -50,6 +50,7 @@ BATCH = 2000
 Kind = UsageRecord.Kind
 # What a run compares between a stored record and the one it computes.
 COMPARED = ("description", "quantity", "unit", "unit_price", "vat_rate", "amount", "tariff_id")
+AMOUNT = COMPARED.index("amount")
 # Columns written for a new usage record, then the `fields` of bill_period.
 RECORD_FIELDS = (
     "platform_id",
@@ -125,6 +126,8 @@ class _Pricer:
             )
         )
         self.problems: list[dict] = []
+        # (tariff id, minutes) → Priced: a month repeats the same few durations.
+        self.prices: dict[tuple[int, int], object] = {}
         # Translated once per run, not once per booking.
         self.text = {
             "time": _("%(machine)s, %(when)s (%(minutes)d min billed)"),
@@ -133,6 +136,13 @@ class _Pricer:
             Kind.NO_SHOW: _("No-show"),
             Kind.LATE_CANCELLATION: _("Late cancellation"),
         }
+
+    def price(self, minutes: int, tariff: Tariff):
+        key = (tariff.pk, minutes)
+        found = self.prices.get(key)
+        if found is None:
+            found = self.prices[key] = price_time(minutes, tariff)
+        return found
 
     def records(self, row) -> list[Wanted]:
         (pk, org, machine, machine_type, machine_name, start, end, status, late, inn, out) = row
@@ -162,14 +172,14 @@ class _Pricer:
             return []
         source = f"booking:{pk}"
         when = f"{local_start:%Y-%m-%d %H:%M}"
-        booked = price_time(elapsed_minutes(start, end), tariff)
+        booked = self.price(elapsed_minutes(start, end), tariff)
         common = {"organization_id": org, "booking_id": pk, "occurred_at": start}
         common["tariff_id"] = tariff.pk
         common["vat_rate"] = tariff.vat_rate
         if billable_as_time:
             used = booked
             if self.actual and inn and out:
-                used = price_time(elapsed_minutes(inn, out), tariff)
+                used = self.price(elapsed_minutes(inn, out), tariff)
             found = [
                 Wanted(
                     source,
@@ -361,7 +371,7 @@ def bill_period(
         )
     )
     seen = 0
-    for row in bookings.iterator(chunk_size=BATCH):
+    for row in fetch_rows(bookings):
         seen += 1
         if progress and seen % 1000 == 0:
             progress(1000)
@@ -425,7 +435,7 @@ def bill_period(
             invoice_id,
             issued,
             excluded,
-            dict(zip(COMPARED, values, strict=True)),
+            tuple(values),
         )
     to_create: list[tuple[Wanted, int]] = []
     to_update, changes, to_remove = [], [], []
@@ -439,22 +449,28 @@ def bill_period(
         pk, invoice_id, issued, excluded, values = found
         if issued:
             continue
-        diff = {f: [values[f], getattr(item, f)] for f in COMPARED if values[f] != getattr(item, f)}
-        if diff or invoice_id != invoice.pk:
-            usage = UsageRecord(
-                pk=pk,
-                platform=platform,
-                period_start=month,
-                invoice=invoice,
-                excluded=excluded,
-                updated_at=now,
-                **{f: getattr(item, f) for f in fields},
-            )
-            to_update.append(usage)
-            changes.append((pk, f"{item.source} {item.kind}", diff))
+        current = tuple(getattr(item, f) for f in COMPARED)
+        if current == values and invoice_id == invoice.pk:
+            continue
+        diff = {
+            f: [old, new]
+            for f, old, new in zip(COMPARED, values, current, strict=True)
+            if old != new
+        }
+        usage = UsageRecord(
+            pk=pk,
+            platform=platform,
+            period_start=month,
+            invoice=invoice,
+            excluded=excluded,
+            updated_at=now,
+            **{f: getattr(item, f) for f in fields},
+        )
+        to_update.append(usage)
+        changes.append((pk, f"{item.source} {item.kind}", diff))
     for key, (pk, _invoice_id, issued, _excluded, values) in stored.items():
         if key not in wanted and not issued:
-            to_remove.append((pk, f"{key[0]} {key[1]}", values["amount"]))
+            to_remove.append((pk, f"{key[0]} {key[1]}", values[AMOUNT]))
 
     if to_remove:
         removed_ids = [pk for pk, _name, _amount in to_remove]
@@ -604,12 +620,20 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
     draft_ids = [d.pk for d in drafts.values()]
     usages = {
         row[0]: row
-        for row in UsageRecord.objects.filter(
-            invoice_id__in=draft_ids, kind=Kind.MACHINE_TIME, excluded=False
-        )
-        .order_by("occurred_at", "pk")
-        .values_list(
-            "pk", "organization_id", "occurred_at", "amount", "vat_rate", "booking_id", "invoice_id"
+        for row in fetch_rows(
+            UsageRecord.objects.filter(
+                invoice_id__in=draft_ids, kind=Kind.MACHINE_TIME, excluded=False
+            )
+            .order_by("occurred_at", "pk")
+            .values_list(
+                "pk",
+                "organization_id",
+                "occurred_at",
+                "amount",
+                "vat_rate",
+                "booking_id",
+                "invoice_id",
+            )
         )
     }
     # usage id → (allocation id, programme id, amount), as plain values.
