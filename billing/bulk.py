@@ -44,19 +44,21 @@ def fetch_rows(queryset, chunk: int = BATCH) -> Iterator[tuple]:
         yield from cursor
 
 
-def insert_rows(model, fields: Sequence[str], rows: list[tuple]) -> list[int]:
-    """Insert `rows` into `model`'s table; their ids, in the order of `rows`."""
+def insert_rows(model, fields: Sequence[str], rows: list[tuple], *, ids: bool = True) -> list[int]:
+    """Insert `rows` into `model`'s table; their ids, in the order of `rows` (with
+    `ids=False`, PostgreSQL lets the table's default number them and nothing is
+    returned: reserving ids from the sequence costs a round trip of a nextval each)."""
     if not rows:
         return []
     if connection.vendor == "postgresql":
-        return _copy(model, fields, rows)
+        return _copy(model, fields, rows, ids)
     objects = model.objects.bulk_create(
         [model(**dict(zip(fields, row, strict=True))) for row in rows], batch_size=BATCH
     )
     return [obj.pk for obj in objects]
 
 
-def _copy(model, fields: Sequence[str], rows: list[tuple]) -> list[int]:
+def _copy(model, fields: Sequence[str], rows: list[tuple], with_ids: bool) -> list[int]:
     meta = model._meta
     table = meta.db_table
     # get_field knows attnames too ("invoice_id").
@@ -65,6 +67,19 @@ def _copy(model, fields: Sequence[str], rows: list[tuple]) -> list[int]:
     as_json = [i for i, f in enumerate(found) if isinstance(f, models.JSONField)]
     quote = connection.ops.quote_name
     ids: list[int] = []
+    if not with_ids:
+        with connection.cursor() as cursor:
+            statement = "COPY {} ({}) FROM STDIN".format(
+                quote(table), ", ".join(quote(c) for c in columns)
+            )
+            with cursor.cursor.copy(statement) as copy:
+                for row in rows:
+                    if as_json:
+                        row = list(row)
+                        for i in as_json:
+                            row[i] = json.dumps(row[i], cls=DjangoJSONEncoder)
+                    copy.write_row(row)
+        return ids
     with connection.cursor() as cursor:
         for offset in range(0, len(rows), RESERVE):
             cursor.execute(

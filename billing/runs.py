@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -488,6 +488,7 @@ def bill_period(
         )
     # New records and their lines go in as plain tuples (billing/bulk.py): model
     # instances for every row would cost more than the rest of the run.
+    postgres = connection.vendor == "postgresql"
     created_ids = insert_rows(
         UsageRecord,
         RECORD_FIELDS,
@@ -504,28 +505,49 @@ def bill_period(
             )
             for item, invoice_id in to_create
         ],
+        ids=not postgres,
     )
-    insert_rows(
-        InvoiceLine,
-        LINE_FIELDS,
-        [
-            (
-                invoice_id,
-                item.kind,
-                item.description,
-                item.occurred_at.astimezone(tz).date(),
-                item.quantity,
-                item.unit,
-                item.unit_price,
-                item.vat_rate,
-                item.amount,
-                usage_id,
-                None,
-                item.booking_id,
+    if postgres:
+        # The lines are copies of the records: PostgreSQL makes them from the rows
+        # just written (this run's `created_at`), in one statement, without sending
+        # them back and forth. Ids follow the records' order, as on SQLite.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""INSERT INTO billing_invoiceline ({", ".join(LINE_FIELDS)})
+                    SELECT u.invoice_id, u.kind, u.description,
+                           (u.occurred_at AT TIME ZONE %s)::date, u.quantity, u.unit,
+                           u.unit_price, u.vat_rate, u.amount, u.id, NULL, u.booking_id
+                    FROM billing_usagerecord u
+                    WHERE u.platform_id = %s AND u.period_start = %s AND u.created_at = %s
+                    ORDER BY u.id""",
+                [str(tz), platform.pk, month, now],
             )
-            for (item, invoice_id), usage_id in zip(to_create, created_ids, strict=True)
-        ],
-    )
+            created = cursor.rowcount
+    else:
+        created = len(created_ids)
+        insert_rows(
+            InvoiceLine,
+            LINE_FIELDS,
+            [
+                (
+                    invoice_id,
+                    item.kind,
+                    item.description,
+                    item.occurred_at.astimezone(tz).date(),
+                    item.quantity,
+                    item.unit,
+                    item.unit_price,
+                    item.vat_rate,
+                    item.amount,
+                    usage_id,
+                    None,
+                    item.booking_id,
+                )
+                for (item, invoice_id), usage_id in zip(to_create, created_ids, strict=True)
+            ],
+        )
+    if created != len(to_create):  # a record without its line would be lost on the invoice
+        raise RuntimeError(f"{len(to_create)} usage records added but {created} lines")
     if to_update:
         UsageRecord.objects.bulk_update(
             to_update, [*COMPARED, "invoice", "updated_at"], batch_size=BATCH
@@ -587,7 +609,7 @@ def bill_period(
     run.report = {
         "month": f"{month:%Y-%m}",
         "bookings": seen,
-        "usage_created": len(created_ids),
+        "usage_created": len(to_create),
         "usage_updated": len(to_update),
         "usage_removed": len(to_remove),
         "funding": funded,
@@ -693,14 +715,19 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
         InvoiceLine.objects.filter(allocation_id__in=to_delete).delete()
         FundingAllocation.objects.filter(pk__in=to_delete).delete()
     now = timezone.now()
+    postgres = connection.vendor == "postgresql"
     created_ids = insert_rows(
         FundingAllocation,
         ("programme_id", "usage_id", "amount", "created_at"),
         [(programme.pk, usage_id, amount, now) for usage_id, programme, amount in to_create],
+        ids=not postgres,
     )
     FundingAllocation.objects.bulk_update(to_update, ["amount", "programme"], batch_size=BATCH)
 
     text = _("Funded by %(programme)s (%(share)s %% of machine time)")
+    descriptions = {
+        p.pk: text % {"programme": p.name, "share": f"{p.share * 100:.4g}"} for p in programmes
+    }
 
     def line(allocation_id: int, usage_id: int, programme, amount: Decimal) -> tuple:
         """The allocation's line, as LINE_FIELDS."""
@@ -708,7 +735,7 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
         return (
             invoice_id,
             InvoiceLine.Kind.FUNDING,
-            text % {"programme": programme.name, "share": f"{programme.share * 100:.4g}"},
+            descriptions[programme.pk],
             occurred_at.astimezone(tz).date(),
             Decimal(1),
             "unit",
@@ -720,16 +747,41 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
             booking_id,
         )
 
-    insert_rows(
-        InvoiceLine,
-        LINE_FIELDS,
-        [
-            line(allocation_id, usage_id, programme, amount)
-            for allocation_id, (usage_id, programme, amount) in zip(
-                created_ids, to_create, strict=True
+    if postgres and to_create:
+        # As for the records' lines: made in the database from the allocations just
+        # written (this call's `created_at`) and their records.
+        whens = " ".join("WHEN %s THEN %s" for _p in descriptions)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""INSERT INTO billing_invoiceline ({", ".join(LINE_FIELDS)})
+                    SELECT u.invoice_id, %s, CASE a.programme_id {whens} END,
+                           (u.occurred_at AT TIME ZONE %s)::date, 1, 'unit', -a.amount,
+                           u.vat_rate, -a.amount, NULL, a.id, u.booking_id
+                    FROM billing_fundingallocation a
+                    JOIN billing_usagerecord u ON u.id = a.usage_id
+                    WHERE a.created_at = %s AND a.programme_id = ANY(%s)
+                    ORDER BY a.id""",
+                [
+                    InvoiceLine.Kind.FUNDING.value,
+                    *(x for item in descriptions.items() for x in item),
+                    str(tz),
+                    now,
+                    list(descriptions),
+                ],
             )
-        ],
-    )
+            if cursor.rowcount != len(to_create):
+                raise RuntimeError(f"{len(to_create)} allocations but {cursor.rowcount} lines")
+    else:
+        insert_rows(
+            InvoiceLine,
+            LINE_FIELDS,
+            [
+                line(allocation_id, usage_id, programme, amount)
+                for allocation_id, (usage_id, programme, amount) in zip(
+                    created_ids, to_create, strict=True
+                )
+            ],
+        )
     if to_update:
         lines = {
             ln.allocation_id: ln
