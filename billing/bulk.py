@@ -67,35 +67,27 @@ def _copy(model, fields: Sequence[str], rows: list[tuple], with_ids: bool) -> li
     as_json = [i for i, f in enumerate(found) if isinstance(f, models.JSONField)]
     quote = connection.ops.quote_name
     ids: list[int] = []
-    if not with_ids:
-        with connection.cursor() as cursor:
-            statement = "COPY {} ({}) FROM STDIN".format(
-                quote(table), ", ".join(quote(c) for c in columns)
-            )
-            with cursor.cursor.copy(statement) as copy:
-                for row in rows:
-                    if as_json:
-                        row = list(row)
-                        for i in as_json:
-                            row[i] = json.dumps(row[i], cls=DjangoJSONEncoder)
-                    copy.write_row(row)
-        return ids
     with connection.cursor() as cursor:
-        for offset in range(0, len(rows), RESERVE):
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [table, meta.pk.column, min(RESERVE, len(rows) - offset)],
-            )
-            ids.extend(pk for (pk,) in cursor.fetchall())
+        if with_ids:
+            for offset in range(0, len(rows), RESERVE):
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [table, meta.pk.column, min(RESERVE, len(rows) - offset)],
+                )
+                ids.extend(pk for (pk,) in cursor.fetchall())
+            columns = [meta.pk.column, *columns]
+            as_json = [i + 1 for i in as_json]
+            rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
         statement = "COPY {} ({}) FROM STDIN".format(
-            quote(table), ", ".join(quote(c) for c in [meta.pk.column, *columns])
+            quote(table), ", ".join(quote(c) for c in columns)
         )
-        # The psycopg cursor under Django's wrapper: COPY is not in the DB-API.
-        with cursor.cursor.copy(statement) as copy:
-            for pk, row in zip(ids, rows, strict=True):
+        # The psycopg cursor under Django's wrapper (COPY is not in the DB-API), its
+        # errors turned into Django's as for any query.
+        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+            for row in rows:
                 if as_json:
                     row = list(row)
                     for i in as_json:
                         row[i] = json.dumps(row[i], cls=DjangoJSONEncoder)
-                copy.write_row((pk, *row))
+                copy.write_row(row)
     return ids

@@ -318,6 +318,7 @@ def _audit_many(by: User | None, action: str, model, items: list[tuple[int, str,
             )
             for pk, text, changes in items
         ],
+        ids=False,
     )
 
 
