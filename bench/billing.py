@@ -138,6 +138,16 @@ def seed(name: str, organizations: int, bookings: int) -> int:
     return platform.pk
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds used so far by a PostgreSQL backend of this machine (/proc): on
+    a shared machine, wall-clock time measures the neighbours as much as the run."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -204,12 +214,17 @@ def measure(platform_id: int) -> dict:
         read = len(cursor.fetchall())
     baseline = time.perf_counter() - t0
     figures = {"bookings": read, "baseline_read_s": baseline}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     for label in ("first", "second"):
         counter = QueryCounter()
-        t0 = time.perf_counter()
+        t0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(backend)
         with connection.execute_wrapper(counter):
             run = bill_period(platform=platform, month=MONTH)
         figures[f"{label}_s"] = time.perf_counter() - t0
+        figures[f"{label}_cpu"] = time.process_time() - cpu0
+        figures[f"{label}_db_cpu"] = backend_cpu(backend) - db0
         figures[f"{label}_queries"] = counter.count
         figures[f"{label}_report"] = run.report
     figures["lines"] = InvoiceLine.objects.filter(invoice__platform=platform).count()
@@ -281,6 +296,15 @@ def main() -> None:
         )
     if len(results) < 2:
         return
+    print()
+    print("CPU seconds (Python process + PostgreSQL backend), whatever the load:")
+    for name, r in results.items():
+        print(
+            f"{name:10} 1st run {r['first_cpu']:.1f} + {r['first_db_cpu']:.1f} = "
+            f"{r['first_cpu'] + r['first_db_cpu']:.1f}; "
+            f"2nd run {r['second_cpu']:.1f} + {r['second_db_cpu']:.1f} = "
+            f"{r['second_cpu'] + r['second_db_cpu']:.1f}"
+        )
     small, large = results["small"], results["large"]
     ratio = large["first_s"] / small["first_s"]
     print()
@@ -290,8 +314,11 @@ def main() -> None:
         f"second run changed nothing: {small['second_report']['usage_created']} new, "
         f"{small['second_report']['usage_updated']} updated usage records"
     )
+    cpu = {n: r["first_cpu"] + r["first_db_cpu"] for n, r in results.items()}
+    print(f"growth large/small in CPU seconds: {cpu['large'] / cpu['small']:.2f}")
     print(
-        "queries: a fixed number plus one per batch of 2,000 rows written; per organization: "
+        "queries (COPY statements, one per table written, not counted): a fixed number "
+        "plus one per batch of 2,000 rows updated; per organization: "
         f"{small['first_queries'] / sizes['small'][0]:.2f} (small) vs "
         f"{large['first_queries'] / sizes['large'][0]:.2f} (large)"
     )
