@@ -1,6 +1,13 @@
 from django.urls import path
 
-from frontend import booking_views, desk_views, org_views, platform_views, views
+from frontend import (
+    booking_views,
+    dashboard_views,
+    desk_views,
+    org_views,
+    platform_views,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,6 +47,8 @@ urlpatterns = [
     path("desk/bookings/<int:pk>/reject/", desk_views.reject, name="desk-reject"),
     path("desk/maintenance/", desk_views.maintenance, name="desk-maintenance"),
     # One platform's desk: /desk/<page>/ opens the first platform the user staffs.
+    path("dashboard/", dashboard_views.dashboard_index, name="dashboard-index"),
+    path("dashboard/platforms/<int:pk>/", dashboard_views.dashboard, name="dashboard"),
     path("desk/today/", platform_views.today_index, name="desk-today-index"),
     path("desk/platforms/<int:pk>/today/", platform_views.today, name="desk-today"),
     path(

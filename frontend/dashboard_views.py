@@ -1,0 +1,314 @@
+"""The utilisation dashboard: booking/analytics.py's tables as charts (Chart.js,
+from node_modules) and a table, with the API's CSV and XLSX exports. Who sees
+what is the API's rule (analytics.platform_audience): platform staff see every
+SME, an SME administrator only its own organizations' usage."""
+
+from datetime import date, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from booking import analytics
+from core.errors import Forbidden
+from core.models import Organization
+from equipment.models import Machine, MachineType, Platform
+from frontend.forms import DateInput
+
+# A chart over time draws this many machines at most (those with the most booked
+# hours), and this many organizations: more lines or bars cannot be read.
+CHART_MACHINES = 8
+CHART_ORGANIZATIONS = 10
+MAX_DAYS = 366
+
+
+class DashboardForm(forms.Form):
+    first_day = forms.DateField(label=gettext_lazy("From"), widget=DateInput())
+    last_day = forms.DateField(label=gettext_lazy("Until"), widget=DateInput())
+    unit = forms.ChoiceField(
+        label=gettext_lazy("Per"),
+        choices=[
+            ("day", gettext_lazy("day")),
+            ("week", gettext_lazy("week")),
+            ("month", gettext_lazy("month")),
+        ],
+        initial="week",
+    )
+    entity = forms.ChoiceField(label=gettext_lazy("Table by"), required=False)
+    machine_type = forms.ModelChoiceField(
+        label=gettext_lazy("Machine type"),
+        queryset=MachineType.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+    machine = forms.ModelChoiceField(
+        label=gettext_lazy("Machine"),
+        queryset=Machine.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+    organization = forms.ModelChoiceField(
+        label=gettext_lazy("Organization"),
+        queryset=Organization.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+
+    def __init__(self, *args, audience: analytics.Audience, organizations, **kwargs):
+        super().__init__(*args, **kwargs)
+        machines = audience.machines.order_by("name", "pk")
+        self.fields["machine"].queryset = machines
+        self.fields["machine_type"].queryset = MachineType.objects.filter(
+            pk__in=machines.values("machine_type")
+        ).order_by("name")
+        entities = [
+            ("machine", _("machine")),
+            ("machine_type", _("machine type")),
+            ("", _("period only")),
+        ]
+        if audience.names_organizations:
+            entities.insert(2, ("organization", _("organization")))
+            self.fields["organization"].queryset = organizations
+        else:
+            del self.fields["organization"]
+        self.fields["entity"].choices = entities
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("first_day"), data.get("last_day")
+        if first and last:
+            if last < first:
+                self.add_error("last_day", _("The last day cannot be before the first day."))
+            elif (last - first).days >= MAX_DAYS:
+                self.add_error("last_day", _("Show at most %(n)d days at once.") % {"n": MAX_DAYS})
+        return data
+
+    @staticmethod
+    def defaults(today: date) -> dict:
+        """The last four whole weeks and this one, by week, by machine."""
+        monday = today - timedelta(days=today.weekday())
+        return {
+            "first_day": monday - timedelta(weeks=4),
+            "last_day": monday + timedelta(days=6),
+            "unit": "week",
+            "entity": "machine",
+        }
+
+
+def _dashboard_platforms(user):
+    """Platforms whose dashboard the user may open: where they are staff, or
+    where an organization they administer books (the API's audiences)."""
+    administered = Organization.objects.administered_by(user)
+    return (
+        Platform.objects.visible_to(user)
+        .filter(
+            Q(pk__in=Platform.objects.staffed_by(user).values("pk"))
+            | Q(memberships__organization__in=administered)
+        )
+        .distinct()
+        .order_by("name", "pk")
+    )
+
+
+@login_required
+def dashboard_index(request):
+    platform = _dashboard_platforms(request.user).first()
+    if platform is None:
+        raise Http404
+    return redirect("dashboard", pk=platform.pk)
+
+
+def _organizations_for(audience, platform):
+    """Whom the organization filter offers: every SME booking on the platform for
+    its staff, an SME administrator's own organizations for them."""
+    if audience.organizations is not None:
+        return audience.organizations.order_by("legal_name")
+    return Organization.objects.filter(platform_memberships__platform=platform).order_by(
+        "legal_name"
+    )
+
+
+@login_required
+def dashboard(request, pk):
+    platform = get_object_or_404(Platform.objects.visible_to(request.user), pk=pk)
+    try:
+        audience = analytics.platform_audience(request.user, platform)
+    except Forbidden:
+        raise Http404 from None
+    today = timezone.now().astimezone(platform.tzinfo).date()
+    form = DashboardForm(
+        request.GET or DashboardForm.defaults(today),
+        audience=audience,
+        organizations=_organizations_for(audience, platform),
+    )
+    context = {
+        "platform": platform,
+        "platforms": _dashboard_platforms(request.user),
+        "form": form,
+        "staff": audience.organizations is None,
+    }
+    if not form.is_valid():
+        return render(request, "frontend/dashboard.html", context, status=400)
+    data = form.cleaned_data
+    start, end, unit = data["first_day"], data["last_day"] + timedelta(days=1), data["unit"]
+    machines = audience.machines
+    if data["machine_type"]:
+        machines = machines.filter(machine_type=data["machine_type"])
+    if data["machine"]:
+        machines = machines.filter(pk=data["machine"].pk)
+    organizations = audience.organizations
+    if data.get("organization"):
+        organizations = Organization.objects.filter(pk=data["organization"].pk)
+    now = timezone.now()
+
+    def table(*group_by):
+        return analytics.utilisation(
+            platforms=[platform],
+            machines=machines,
+            start=start,
+            end=end,
+            group_by=group_by,
+            organizations=organizations,
+            now=now,
+        )
+
+    by_machine = table("machine", unit)
+    by_period = table(unit)
+    by_organization = table("organization") if audience.names_organizations else None
+    entity = data["entity"]
+    shown = {"machine": by_machine, "": by_period}.get(entity) or table(
+        *([entity] if entity else []), unit
+    )
+    query = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "group_by": ",".join([*([entity] if entity else []), unit]),
+        **({"machine": data["machine"].pk} if data["machine"] else {}),
+        **({"machine_type": data["machine_type"].pk} if data["machine_type"] else {}),
+        **({"organization": data["organization"].pk} if data.get("organization") else {}),
+    }
+    api = reverse("v1:platform-utilisation", args=[platform.pk])
+    context.update(
+        columns=_table_columns(entity),
+        rows=[_cells(row, entity, unit) for row in shown.rows],
+        totals=by_period.totals,
+        charts=_charts(by_machine, by_period, by_organization, unit),
+        exports={
+            "csv": f"{api}?{urlencode({**query, 'format': 'csv'})}",
+            "xlsx": f"{api}?{urlencode({**query, 'format': 'xlsx'})}",
+        },
+    )
+    return render(request, "frontend/dashboard.html", context)
+
+
+def _period_label(iso: str, unit: str) -> str:
+    day = date.fromisoformat(iso)
+    if unit == "month":
+        return date_format(day, "M Y")
+    if unit == "week":
+        return _("week of %(day)s") % {"day": date_format(day, "j M")}
+    return date_format(day, _("D j M"))
+
+
+def _cells(row: dict, entity: str, unit: str) -> list[tuple]:
+    """One table row as (value, kind) cells in _table_columns' order."""
+    cells = [(row[f"{entity}_name"], "text")] if entity else []
+    return [
+        *cells,
+        (_period_label(row["period_start"], unit), "text"),
+        (row["available_hours"], "hours"),
+        (row["booked_hours"], "hours"),
+        (row["used_hours"], "hours"),
+        (_percent(row["utilisation_booked"]), "percent"),
+        (_percent(row["utilisation_used"]), "percent"),
+        (row["bookings"], "count"),
+        (row["no_shows"], "count"),
+        (row["late_cancellations"], "count"),
+        (row["refused_conflicts"] + row["refused_rules"] + row["rejected_by_manager"], "count"),
+    ]
+
+
+def _table_columns(entity: str) -> list[tuple[str, str]]:
+    """The table's columns beneath the charts: (metric, heading); the exports hold all."""
+    names = {
+        "machine": _("Machine"),
+        "machine_type": _("Machine type"),
+        "organization": _("Organization"),
+    }
+    columns = [("period", _("Period"))]
+    if entity:
+        columns.insert(0, (f"{entity}_name", names[entity]))
+    return [
+        *columns,
+        ("available_hours", _("Available h")),
+        ("booked_hours", _("Booked h")),
+        ("used_hours", _("Used h")),
+        ("utilisation_booked", _("Booked %")),
+        ("utilisation_used", _("Used %")),
+        ("bookings", _("Bookings")),
+        ("no_shows", _("No-shows")),
+        ("late_cancellations", _("Late cancellations")),
+        ("refused", _("Refused")),
+    ]
+
+
+def _percent(ratio):
+    return None if ratio is None else round(ratio * 100, 1)
+
+
+def _charts(by_machine, by_period, by_organization, unit: str) -> dict:
+    """What dashboard.js draws (through json_script): labels and series only."""
+    periods = [row["period_start"] for row in by_period.rows]
+    booked = {}
+    for row in by_machine.rows:
+        booked[row["machine"]] = booked.get(row["machine"], 0) + row["booked_hours"]
+    top = sorted(booked, key=lambda m: -booked[m])[:CHART_MACHINES]
+    series = {m: {} for m in top}
+    names = {}
+    for row in by_machine.rows:
+        if row["machine"] in series:
+            series[row["machine"]][row["period_start"]] = _percent(row["utilisation_booked"])
+            names[row["machine"]] = row["machine_name"]
+    charts = {
+        "periods": [_period_label(p, unit) for p in periods],
+        "utilisation": {
+            "all": [_percent(r["utilisation_booked"]) for r in by_period.rows],
+            "all_label": _("All machines"),
+            "machines": [
+                {"label": names[m], "data": [series[m].get(p) for p in periods]} for m in top
+            ],
+        },
+        "no_shows": {
+            "counts": [r["no_shows"] for r in by_period.rows],
+            "rates": [_percent(r["no_show_rate"]) for r in by_period.rows],
+            "labels": [_("No-shows"), _("No-show rate %")],
+        },
+        "refused": {
+            "series": [
+                {"label": _("Conflicts"), "data": [r["refused_conflicts"] for r in by_period.rows]},
+                {"label": _("Broken rules"), "data": [r["refused_rules"] for r in by_period.rows]},
+                {
+                    "label": _("Rejected by a manager"),
+                    "data": [r["rejected_by_manager"] for r in by_period.rows],
+                },
+            ],
+        },
+        "organizations": None,
+        "axis": {"percent": _("Utilisation %"), "hours": _("Booked hours"), "count": _("Count")},
+    }
+    if by_organization is not None:
+        rows = sorted(by_organization.rows, key=lambda r: -r["booked_hours"])
+        rows = [r for r in rows if r["booked_hours"]][:CHART_ORGANIZATIONS]
+        charts["organizations"] = {
+            "labels": [r["organization_name"] or _("(none)") for r in rows],
+            "data": [r["booked_hours"] for r in rows],
+        }
+    return charts
