@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.contrib.postgres.fields import DateTimeRangeField
+from django.core.exceptions import ValidationError
 from django.db import connection, models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from core.models import Organization
+from core.validators import validate_single_line
 from equipment.models import Machine, Platform
 
 
@@ -265,3 +267,109 @@ class RefusedRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine} {self.start:%Y-%m-%d %H:%M} UTC: {self.kind}"
+
+
+class FeedTokenQuerySet(models.QuerySet):
+    def active(self) -> "FeedTokenQuerySet":
+        return self.filter(revoked_at__isnull=True)
+
+
+class FeedToken(models.Model):
+    """A calendar subscription: its secret URL (/feeds/<secret>.ics) is the only
+    credential a calendar client has, so only the secret's hash is stored, and
+    what the feed shows is decided again, from its owner's roles, at every read."""
+
+    class Kind(models.TextChoices):
+        USER = "user", _("My bookings")
+        ORGANIZATION = "organization", _("An organization's bookings")
+        MACHINE = "machine", _("A machine's calendar")
+        PLATFORM = "platform", _("A platform's calendar")
+
+    # The target each kind needs; the others stay empty.
+    TARGETS = {
+        Kind.USER: None,
+        Kind.ORGANIZATION: "organization",
+        Kind.MACHINE: "machine",
+        Kind.PLATFORM: "platform",
+    }
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="feed_tokens"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    machine = models.ForeignKey(
+        Machine, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    platform = models.ForeignKey(
+        Platform, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    name = models.CharField(_("name"), max_length=100, validators=[validate_single_line])
+    # The first characters of the secret, kept in clear so people can tell their feeds apart.
+    hint = models.CharField(max_length=8, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Coarse (booking.feeds.USE_RESOLUTION): a calendar polling often costs no write per poll.
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The ETag the feed last served, and since when its content is so: Last-Modified
+    # then never goes backwards, even when an event leaves the feed's window.
+    served_etag = models.CharField(max_length=64, blank=True, editable=False)
+    content_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = FeedTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind="user",
+                    organization__isnull=True,
+                    machine__isnull=True,
+                    platform__isnull=True,
+                )
+                | Q(
+                    kind="organization",
+                    organization__isnull=False,
+                    machine__isnull=True,
+                    platform__isnull=True,
+                )
+                | Q(
+                    kind="machine",
+                    organization__isnull=True,
+                    machine__isnull=False,
+                    platform__isnull=True,
+                )
+                | Q(
+                    kind="platform",
+                    organization__isnull=True,
+                    machine__isnull=True,
+                    platform__isnull=False,
+                ),
+                name="feedtoken_target_matches_kind",
+                violation_error_message=_("A feed names exactly the target its kind needs."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @property
+    def target(self):
+        field = self.TARGETS[self.Kind(self.kind)]
+        return getattr(self, field) if field else None
+
+    def clean(self) -> None:
+        errors = {}
+        wanted = self.TARGETS.get(self.kind)
+        for field in ("organization", "machine", "platform"):
+            given = getattr(self, f"{field}_id") is not None
+            if field == wanted and not given:
+                errors[field] = _("A feed of this kind needs one.")
+            elif field != wanted and given:
+                errors[field] = _("A feed of this kind has none.")
+        if errors:
+            raise ValidationError(errors)

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from booking import analytics_api, availability_api
+from booking import analytics_api, availability_api, feeds_api
 from booking import api as booking_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
@@ -35,6 +35,7 @@ router.register(
 router.register("bookings", booking_api.BookingViewSet, basename="booking")
 router.register("booking-series", booking_api.BookingSeriesViewSet, basename="bookingseries")
 router.register("quotas", booking_api.QuotaViewSet, basename="quota")
+router.register("feeds", feeds_api.FeedTokenViewSet, basename="feedtoken")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),
@@ -69,6 +70,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switch
     path("admin/", admin.site.urls),
+    # A calendar subscription: the secret in the URL is the only credential.
+    path("feeds/<str:secret>.ics", feeds_api.calendar_feed, name="calendar-feed"),
     path("", include("frontend.urls")),
 ]
 if settings.DEBUG:

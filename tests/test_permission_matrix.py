@@ -33,6 +33,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from booking.feeds import create_feed_token
+from booking.models import FeedToken
 from core.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
 from core.services import create_api_token, invite_member, revoke_api_token
 from equipment.models import (
@@ -89,6 +91,10 @@ def world(world):
     world.secrets = {
         role: create_api_token(user=user_of(world, role), name="tests")[1] for role in ROLES
     }
+    # A calendar feed of each role's own bookings, and one of SME B's member.
+    for role in ROLES:
+        create_feed_token(by=user_of(world, role), kind="user", name="calendar")
+    world.b.feed, _secret = create_feed_token(by=world.b.org_member, kind="user", name="calendar")
     return world
 
 
@@ -187,6 +193,10 @@ UNIVERSE: dict[str, Callable] = {
         "mine": list(ApiToken.objects.filter(user=me).values_list("pk", flat=True)),
         "others": _one(*{w.a.token, w.b.token} - set(ApiToken.objects.filter(user=me))),
     },
+    "feeds": lambda w, me: {
+        "mine": list(FeedToken.objects.filter(owner=me).values_list("pk", flat=True)),
+        "others": list(FeedToken.objects.exclude(owner=me).values_list("pk", flat=True)),
+    },
 }
 
 # Names each role sees; "staff" stands for manager, operator and accountant alike
@@ -208,6 +218,7 @@ VISIBLE = [
     ("labels",               "*",      "*",        "*",       "*",      "*",           "*"),
     ("machine-types",        "*",      "*",        "*",       "*",      "*",           "*"),
     ("me/tokens",            "mine",   "mine",     "mine",    "mine",   "mine",        "mine"),
+    ("feeds",                "mine",   "mine",     "mine",    "mine",   "mine",        "mine"),
 ]
 # fmt: on
 
@@ -313,6 +324,11 @@ def _own_token(w, s, me) -> int:
     return token.pk
 
 
+def _own_feed(w, s, me) -> int:
+    token, _secret = create_feed_token(by=me, kind="user", name="calendar")
+    return token.pk
+
+
 def _membership(s, user) -> int:
     return Membership.objects.get(organization=s.org, user=user).pk
 
@@ -332,6 +348,21 @@ WRITES = {
     ),
     "tokens.revoke": Write(
         "delete", lambda w, s, me: _url("me/tokens", _own_token(w, s, me)), model=ApiToken
+    ),
+    "feeds.create": Write(
+        "post",
+        lambda w, s, me: _url("feeds"),
+        lambda w, s, me: {"name": "calendar", "kind": "user"},
+        FeedToken,
+    ),
+    "feeds.rename": Write(
+        "patch",
+        lambda w, s, me: _url("feeds", _own_feed(w, s, me)),
+        lambda w, s, me: {"name": "renamed"},
+        FeedToken,
+    ),
+    "feeds.revoke": Write(
+        "delete", lambda w, s, me: _url("feeds", _own_feed(w, s, me)), model=FeedToken
     ),
     "organizations.create": Write(
         "post",
@@ -534,6 +565,10 @@ WRITE_MATRIX = [
     ("tokens.create",              403, 403,   403,   403,     403,    403,  403,   403,   "-"),
     ("tokens.rename",              200, 200,   200,   200,     200,    200,  200,   200,   "-"),
     ("tokens.revoke",              204, 204,   204,   204,     204,    204,  204,   204,   "-"),
+    # Calendar feeds: the same (who may create which, from a session: see below).
+    ("feeds.create",               403, 403,   403,   403,     403,    403,  403,   403,   "-"),
+    ("feeds.rename",               200, 200,   200,   200,     200,    200,  200,   200,   "-"),
+    ("feeds.revoke",               204, 204,   204,   204,     204,    204,  204,   204,   "-"),
     ("organizations.create",       201, 201,   201,   201,     201,    201,  201,   201,   "-"),
     ("organizations.update",       404, 403,   200,   403,     404,    404,  404,   200,   404),
     ("memberships.update",         404, 403,   200,   403,     404,    404,  404,   200,   404),
@@ -659,6 +694,78 @@ def test_methods_not_offered_answer_405_even_to_the_superuser(api, world, method
 
     assert response.status_code == 405
     assert_error_shape(response, "method_not_allowed")
+
+
+# Which feeds each role may create, from a logged-in session: a foreign or invisible
+# target answers 404, as in a URL (the feed's target is what the feed would show).
+# fmt: off
+#                                 ------- SME A -------   --- platform A ---
+#   target                   out  member admin  acct     manager oper  acct   super
+FEED_CREATE_MATRIX = [
+    ("user",                 201, 201,   201,   201,     201,    201,  201,   201),
+    ("organization A",       404, 201,   201,   201,     404,    404,  404,   201),
+    ("organization C",       404, 404,   404,   404,     404,    404,  404,   201),
+    ("organization B",       404, 404,   404,   404,     404,    404,  404,   201),
+    ("machine A",            404, 201,   201,   201,     201,    201,  201,   201),
+    ("retired machine A",    404, 404,   404,   404,     201,    201,  201,   201),
+    ("machine B",            404, 404,   404,   404,     404,    404,  404,   201),
+    ("platform A",           404, 201,   201,   201,     201,    201,  201,   201),
+    ("platform B",           404, 404,   404,   404,     404,    404,  404,   201),
+]
+# fmt: on
+FEED_TARGETS = {
+    "user": ("user", None),
+    "organization A": ("organization", lambda w: w.a.org),
+    "organization C": ("organization", lambda w: w.c.org),
+    "organization B": ("organization", lambda w: w.b.org),
+    "machine A": ("machine", lambda w: w.a.machine),
+    "retired machine A": ("machine", lambda w: w.a.retired_machine),
+    "machine B": ("machine", lambda w: w.b.machine),
+    "platform A": ("platform", lambda w: w.a.platform),
+    "platform B": ("platform", lambda w: w.b.platform),
+}
+
+
+@pytest.mark.parametrize("row", FEED_CREATE_MATRIX, ids=[row[0] for row in FEED_CREATE_MATRIX])
+def test_feed_creation_matrix(api, world, row):
+    target_name, *statuses = row
+    kind, target = FEED_TARGETS[target_name]
+    body = {"name": "calendar", "kind": kind}
+    if target is not None:
+        body[kind] = target(world).pk
+    observed = {}
+    for role in ROLES:
+        me = user_of(world, role)
+        api.credentials()
+        api.force_login(me)
+        with rolled_back():
+            rows_before = _snapshot(FeedToken)
+            response = api.post(_url("feeds"), body)
+            observed[role] = response.status_code
+            assert_well_formed(response)
+            if response.status_code == 201:
+                event = AuditEvent.objects.order_by("-id").first()
+                assert (event.action, event.actor_id) == ("feedtoken.create", me.pk)
+                assert set(response.json()["links"]) == {"https", "webcal", "google"}
+            else:
+                assert_error_shape(response, "not_found")
+                assert _snapshot(FeedToken) == rows_before
+        api.logout()
+
+    assert observed == dict(zip(ROLES, statuses, strict=True))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_feeds_are_personal_even_for_the_superuser(api, world, role):
+    """Another person's feed is not found, whoever asks."""
+    login(api, world, role)
+    url = _url("feeds", world.b.feed.pk)
+    for method, body in (("get", None), ("patch", {"name": "mine now"}), ("delete", None)):
+        response = getattr(api, method)(url, body)
+        assert response.status_code == 404, (method, response.content)
+        assert_error_shape(response, "not_found")
+    feed = FeedToken.objects.get(pk=world.b.feed.pk)
+    assert (feed.name, feed.revoked_at) == ("calendar", None)
 
 
 def _some_id(world, endpoint: str) -> int:
