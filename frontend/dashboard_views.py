@@ -198,7 +198,15 @@ def dashboard(request, pk):
     api = reverse("v1:platform-utilisation", args=[platform.pk])
     context.update(
         columns=_table_columns(entity),
-        rows=[_cells(row, entity, unit) for row in shown.rows],
+        # The table reads one machine (type, organization) at a time, period by period.
+        rows=[
+            _cells(row, entity, unit)
+            for row in sorted(
+                shown.rows, key=lambda r: (r[f"{entity}_name"] or "", r["period_start"])
+            )
+        ]
+        if entity
+        else [_cells(row, entity, unit) for row in shown.rows],
         totals=by_period.totals,
         charts=_charts(by_machine, by_period, by_organization, unit),
         exports={

@@ -25,7 +25,7 @@
       new Chart(canvas("chart-utilisation"), {
         type: "line", data: { labels: d.periods, datasets: sets },
         options: { interaction: { mode: "index", intersect: false },
-                   scales: { y: { beginAtZero: true, suggestedMax: 100, title: { display: true, text: d.axis.percent } } },
+                   scales: { y: { beginAtZero: true, title: { display: true, text: d.axis.percent } } },
                    plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } } }
       });
     }
