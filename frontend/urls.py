@@ -4,6 +4,7 @@ from frontend import (
     booking_views,
     dashboard_views,
     desk_views,
+    feed_views,
     org_views,
     platform_views,
     views,
@@ -47,6 +48,9 @@ urlpatterns = [
     path("desk/bookings/<int:pk>/reject/", desk_views.reject, name="desk-reject"),
     path("desk/maintenance/", desk_views.maintenance, name="desk-maintenance"),
     # One platform's desk: /desk/<page>/ opens the first platform the user staffs.
+    path("calendar-feeds/", feed_views.calendar_feeds, name="calendar-feeds"),
+    path("calendar-feeds/<int:pk>/rename/", feed_views.rename_feed, name="calendar-feed-rename"),
+    path("calendar-feeds/<int:pk>/revoke/", feed_views.revoke_feed, name="calendar-feed-revoke"),
     path("dashboard/", dashboard_views.dashboard_index, name="dashboard-index"),
     path("dashboard/platforms/<int:pk>/", dashboard_views.dashboard, name="dashboard"),
     path("desk/today/", platform_views.today_index, name="desk-today-index"),
