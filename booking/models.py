@@ -153,6 +153,9 @@ class Booking(models.Model):
     # What really happened, for billing.
     checked_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True)
     checked_out_at = models.DateTimeField(_("checked out at"), null=True, blank=True)
+    # When `manage.py send_reminders` claimed this booking's reminder; cleared by a move
+    # to a later start, which deserves a reminder of its own.
+    reminded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -163,6 +166,12 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["machine", "start"]),
             models.Index(fields=["organization", "start"]),
+            # What send_reminders looks for every minute: confirmed, not reminded yet.
+            models.Index(
+                fields=["start"],
+                condition=Q(status="confirmed", reminded_at__isnull=True),
+                name="booking_reminder_due",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -373,3 +382,45 @@ class FeedToken(models.Model):
                 errors[field] = _("A feed of this kind has none.")
         if errors:
             raise ValidationError(errors)
+
+
+class EmailPreferences(models.Model):
+    """Which booking emails a person wants; without a row, all of them. The emails
+    the platform decides (approval requests to managers, and those about money:
+    no-shows and late cancellations) are not here: they are always sent."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="email_preferences",
+    )
+    booking_confirmed = models.BooleanField(_("booking confirmed"), default=True)
+    booking_pending = models.BooleanField(_("booking awaiting approval"), default=True)
+    booking_approved = models.BooleanField(_("booking approved"), default=True)
+    booking_rejected = models.BooleanField(_("booking rejected"), default=True)
+    booking_moved = models.BooleanField(_("booking moved"), default=True)
+    booking_cancelled = models.BooleanField(_("booking cancelled"), default=True)
+    booking_reminder = models.BooleanField(_("reminder before a booking"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The kinds of email a person may turn off, in the order the API lists them.
+    KINDS = (
+        "booking_confirmed",
+        "booking_pending",
+        "booking_approved",
+        "booking_rejected",
+        "booking_moved",
+        "booking_cancelled",
+        "booking_reminder",
+    )
+
+    class Meta:
+        verbose_name = _("email preferences")
+        verbose_name_plural = _("email preferences")
+
+    def __str__(self) -> str:
+        return f"email preferences of {self.user_id}"
+
+    def wants(self, kind: str) -> bool:
+        return getattr(self, kind, True)

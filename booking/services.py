@@ -9,7 +9,7 @@ from django.db.models import Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from booking import recurrence
+from booking import notifications, recurrence
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries, Quota
 from booking.refusals import record_rejection, records_refusals, records_series_refusals
@@ -181,6 +181,7 @@ def create_booking(
         target=booking,
         changes={"status": booking.status, "override_reason": booking.override_reason},
     )
+    notifications.notify_booking_created(booking, by=by)
     return booking
 
 
@@ -221,6 +222,7 @@ def cancel_booking(*, booking: Booking, by: User, reason: str = "") -> Booking:
         target=booking,
         changes={"late": booking.late_cancellation, "reason": reason},
     )
+    notifications.notify_booking_cancelled(booking, by=by, reason=reason)
     return booking
 
 
@@ -293,6 +295,8 @@ def move_booking(
         booking.decided_at, booking.decided_by, booking.decision_note = None, None, ""
     booking.override_reason = override_reason if problems else ""
     booking.sequence += 1
+    if start > before["start"]:
+        booking.reminded_at = None  # the new start gets a reminder of its own
     _check_fields(booking)
     try:
         with transaction.atomic():
@@ -310,6 +314,9 @@ def move_booking(
         action="booking.move",
         target=booking,
         changes={k: [before[k], after[k]] for k in before if before[k] != after[k]},
+    )
+    notifications.notify_booking_moved(
+        booking, by=by, previous_start=before["start"], previous_end=before["end"]
     )
     return booking
 
@@ -340,6 +347,7 @@ def _decide(booking: Booking, *, by: User, status: str, note: str) -> Booking:
     booking.sequence += 1
     booking.save()
     record(actor=by, action=f"booking.{status}", target=booking, changes={"note": note})
+    notifications.notify_booking_decided(booking, by=by)
     return booking
 
 
@@ -435,6 +443,7 @@ def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
             booking.sequence += 1
             booking.save(update_fields=["status", "sequence", "updated_at"])
             record(actor=None, action="booking.no_show", target=booking)
+            notifications.notify_no_show(booking)
             marked.append(booking)
     return marked
 
@@ -459,6 +468,7 @@ def expire_pending(*, now: datetime | None = None) -> list[Booking]:
                 update_fields=["status", "decided_at", "decision_note", "sequence", "updated_at"]
             )
             record(actor=None, action="booking.expire", target=booking)
+            notifications.notify_booking_decided(booking, by=None)
             expired.append(booking)
     return expired
 
@@ -521,6 +531,7 @@ def create_series(
             _("No occurrence can be booked."), [_as_bookable(line) for line in report]
         )
     record(actor=by, action="bookingseries.create", target=series, changes={"rule": rule})
+    notifications.notify_series_created(series=series, report=report, by=by)
     return series, report
 
 
@@ -539,7 +550,8 @@ def cancel_series(*, series: BookingSeries, by: User, reason: str = "") -> list[
     )
     if not upcoming:
         raise Conflict(_("This series has no upcoming booking left."), code="series_over")
-    cancelled = [cancel_booking(booking=booking, by=by, reason=reason) for booking in upcoming]
+    with notifications.one_email_for_many():
+        cancelled = [cancel_booking(booking=booking, by=by, reason=reason) for booking in upcoming]
     series.cancelled_at = now
     series.save(update_fields=["cancelled_at"])
     record(actor=by, action="bookingseries.cancel", target=series, changes={"reason": reason})

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from booking import analytics_api, availability_api, feeds_api
+from booking import analytics_api, availability_api, feeds_api, preferences_api
 from booking import api as booking_api
 from core.api import views as core_api
 from core.api.errors import api_not_found
@@ -39,6 +39,11 @@ router.register("feeds", feeds_api.FeedTokenViewSet, basename="feedtoken")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),
+    path(
+        "me/email-preferences/",
+        preferences_api.EmailPreferencesView.as_view(),
+        name="email-preferences",
+    ),
     re_path(  # ids as the router takes them: anything but "/" and "."
         r"^machines/(?P<pk>[^/.]+)/availability/$",
         availability_api.MachineAvailabilityView.as_view(),

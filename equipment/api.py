@@ -75,6 +75,7 @@ class PlatformSerializer(serializers.ModelSerializer):
             "contact_email",
             "contact_phone",
             "website",
+            "reminder_hours",
         ]
         read_only_fields = ["id", "slug", "country", "currency"]
 

@@ -184,6 +184,12 @@ class Platform(models.Model):
         validators=[MaxValueValidator(24 * 60)],
         help_text=_("A booking not checked in this long after its start is a no-show."),
     )
+    reminder_hours = models.PositiveIntegerField(
+        _("reminder (hours before the start)"),
+        default=24,
+        validators=[MaxValueValidator(24 * 7)],
+        help_text=_("Email a reminder this long before each booking; 0 sends none."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PlatformQuerySet.as_manager()

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from booking.feeds import create_feed_token
-from booking.models import FeedToken
+from booking.models import EmailPreferences, FeedToken
 from core.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
 from core.services import create_api_token, invite_member, revoke_api_token
 from equipment.models import (
@@ -337,6 +337,12 @@ WRITES = {
     "me.update": Write(
         "patch", lambda w, s, me: f"{API}/me/", lambda w, s, me: {"full_name": "Renamed"}, User
     ),
+    "email-preferences.update": Write(
+        "patch",
+        lambda w, s, me: f"{API}/me/email-preferences/",
+        lambda w, s, me: {"booking_reminder": False},
+        EmailPreferences,
+    ),
     "tokens.create": Write(
         "post", lambda w, s, me: _url("me/tokens"), lambda w, s, me: {"name": "ci"}, ApiToken
     ),
@@ -561,6 +567,8 @@ WRITES = {
 #   action                         out  member admin  acct     manager oper  acct   super  foreign
 WRITE_MATRIX = [
     ("me.update",                  200, 200,   200,   200,     200,    200,  200,   200,   "-"),
+    # Everyone chooses their own booking emails (GET /me/email-preferences/ likewise).
+    ("email-preferences.update",   200, 200,   200,   200,     200,    200,  200,   200,   "-"),
     # A token cannot mint tokens (a leaked one would breed): only a logged-in session can.
     ("tokens.create",              403, 403,   403,   403,     403,    403,  403,   403,   "-"),
     ("tokens.rename",              200, 200,   200,   200,     200,    200,  200,   200,   "-"),
@@ -678,6 +686,9 @@ NOT_OFFERED = [
     ("post", "machine-types", None),
     ("patch", "invitations", "invitation"),
     ("delete", "me", None),
+    ("post", "me/email-preferences", None),
+    ("put", "me/email-preferences", None),
+    ("delete", "me/email-preferences", None),
 ]
 
 
@@ -774,7 +785,9 @@ def _some_id(world, endpoint: str) -> int:
     return next(iter(UNIVERSE[endpoint](world, world.a.org_member).values()))[0]
 
 
-@pytest.mark.parametrize("endpoint", ["me", *UNIVERSE, "invitations/accept"])
+@pytest.mark.parametrize(
+    "endpoint", ["me", "me/email-preferences", *UNIVERSE, "invitations/accept"]
+)
 def test_anonymous_callers_get_401_everywhere(api, world, endpoint):
     requests = [("get", f"{API}/{endpoint}/"), ("post", f"{API}/{endpoint}/")]
     if endpoint in UNIVERSE:

@@ -494,6 +494,9 @@ def test_processes_racing_for_clashing_slots_leave_one_per_group(lab, tmp_path, 
         "DJANGO_SETTINGS_MODULE": "core.settings",
         "DATABASE_URL": database_url_for_workers(),
         "CONN_MAX_AGE": "0",
+        # Bookings send emails after commit; the development console backend would
+        # print them into the workers' stdout, which carries their results.
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
     start_file = tmp_path / "start"
     workers = []
