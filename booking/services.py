@@ -415,6 +415,7 @@ def mark_no_show(*, booking: Booking, by: User) -> Booking:
     booking.sequence += 1
     booking.save(update_fields=["status", "sequence", "updated_at"])
     record(actor=by, action="booking.no_show", target=booking)
+    notifications.notify_no_show(booking)  # as when mark_no_shows finds it
     return booking
 
 

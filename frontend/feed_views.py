@@ -1,7 +1,7 @@
 """My calendar feeds: create one (for my bookings, an organization of mine, or a
-machine or platform I can see), copy its secret link — shown once, at creation,
-since only its hash is stored —, rename, revoke. Writes go through booking/feeds.py,
-the API's services."""
+machine or platform I can see), copy its secret link (shown once, on the page
+that follows its creation, since only its hash is stored), rename, revoke.
+Writes go through booking/feeds.py, the API's services."""
 
 from django import forms
 from django.contrib import messages
@@ -71,40 +71,43 @@ def _mine(user):
     )
 
 
+# The new feed's links wait in the session for the page that follows the POST, which
+# shows them and forgets them: a reload neither shows them again nor makes a second feed.
+JUST_CREATED = "frontend.new_feed"
+
+
 @login_required
 def calendar_feeds(request):
     form = FeedForm(request.POST or None, user=request.user)
-    created = links = None
-    status = 200
-    if request.method == "POST":
-        status = 400
-        if form.is_valid():
-            kind, target = form.cleaned_data["about"]
-            try:
-                created, secret = feeds.create_feed_token(
-                    by=request.user, kind=kind, name=form.cleaned_data["name"], target_id=target
-                )
-            except ValidationError as invalid:
-                for field, errors in invalid.message_dict.items():
-                    form.add_error("name" if field == "name" else None, errors)
-            except DomainError as error:
-                form.add_error("about", error.message)
-            else:
-                # Rendered, not redirected: the secret is in this answer only.
-                links, status = feeds.feed_links(secret), 201
-                form = FeedForm(user=request.user)
+    if request.method == "POST" and form.is_valid():
+        kind, target = form.cleaned_data["about"]
+        try:
+            created, secret = feeds.create_feed_token(
+                by=request.user, kind=kind, name=form.cleaned_data["name"], target_id=target
+            )
+        except ValidationError as invalid:
+            for field, errors in invalid.message_dict.items():
+                form.add_error("name" if field == "name" else None, errors)
+        except DomainError as error:
+            form.add_error("about", error.message)
+        else:
+            request.session[JUST_CREATED] = {
+                "id": created.pk,
+                "name": created.name,
+                "links": feeds.feed_links(secret),
+            }
+            return redirect("calendar-feeds")
     tokens = _mine(request.user)
     return render(
         request,
         "frontend/calendar_feeds.html",
         {
             "form": form,
-            "created": created,
-            "links": links,
+            "created": request.session.pop(JUST_CREATED, None),
             "active": [t for t in tokens if t.revoked_at is None],
             "revoked": [t for t in tokens if t.revoked_at is not None][:10],
         },
-        status=status,
+        status=400 if request.method == "POST" else 200,
     )
 
 

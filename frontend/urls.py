@@ -7,6 +7,7 @@ from frontend import (
     feed_views,
     org_views,
     platform_views,
+    preference_views,
     views,
 )
 
@@ -51,6 +52,7 @@ urlpatterns = [
     path("calendar-feeds/", feed_views.calendar_feeds, name="calendar-feeds"),
     path("calendar-feeds/<int:pk>/rename/", feed_views.rename_feed, name="calendar-feed-rename"),
     path("calendar-feeds/<int:pk>/revoke/", feed_views.revoke_feed, name="calendar-feed-revoke"),
+    path("email-preferences/", preference_views.email_preferences, name="email-preferences"),
     path("dashboard/", dashboard_views.dashboard_index, name="dashboard-index"),
     path("dashboard/platforms/<int:pk>/", dashboard_views.dashboard, name="dashboard"),
     path("desk/today/", platform_views.today_index, name="desk-today-index"),

@@ -4,6 +4,7 @@ suggested slot, finds the booking in "my bookings" and cancels it; a platform
 manager approves a pending booking and plans a maintenance window. In English
 and in French (the browser's language decides), and at a phone's width."""
 
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -328,3 +329,31 @@ def test_the_utilisation_dashboard_draws_its_charts(demo, english, screenshot):
     expect(page.locator("table.numbers tbody tr").first).to_be_visible()
     screenshot(page, "en-dashboard")
     assert not problems
+
+
+def test_a_member_subscribes_to_a_calendar_and_turns_off_reminders(demo, english, screenshot):
+    page = english
+    log_in(page, demo.url, MEMBER)
+    page.locator("details.menu summary").click()
+    page.locator(".menu-body a[href='/calendar-feeds/']").click()
+
+    page.select_option("#id_about", "user")
+    page.fill("#id_name", "Lab bookings")
+    page.locator("main form button[type=submit]").click()
+    link = page.locator("#feed-link")
+    expect(link).to_have_value(re.compile(r"^http://.+/feeds/[A-Za-z0-9_-]{22}\.ics$"))
+    expect(page.locator("#new-feed a[href^='webcal://']")).to_be_visible()
+    expect(page.locator("#new-feed a[href^='https://calendar.google.com/']")).to_be_visible()
+    screenshot(page, "en-calendar-feeds")
+    page.reload()  # shown once: gone when the page is loaded again
+    expect(page.locator("#feed-link")).to_have_count(0)
+    expect(page.locator(".booking-list")).to_contain_text("Lab bookings")
+
+    page.goto(f"{demo.url}/email-preferences/")
+    page.locator("label[for='id_booking_reminder']").click()  # the switch, as a person would
+    expect(page.locator("#id_booking_reminder")).not_to_be_checked()
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator(".messages .success")).to_be_visible()
+    expect(page.locator("#id_booking_reminder")).not_to_be_checked()
+    expect(page.locator("input[disabled]")).to_have_count(3)
+    screenshot(page, "en-email-preferences")

@@ -9,12 +9,14 @@ from booking.models import FeedToken
 
 def test_creating_a_feed_shows_its_links_once(member_client, lab):
     response = member_client.post(
-        "/calendar-feeds/", {"about": f"machine:{lab.a.machine.pk}", "name": "Printer week"}
+        "/calendar-feeds/",
+        {"about": f"machine:{lab.a.machine.pk}", "name": "Printer week"},
+        follow=True,
     )
 
-    assert response.status_code == 201
+    assert response.redirect_chain == [("/calendar-feeds/", 302)]
     html = response.content.decode()
-    links = response.context["links"]
+    links = response.context["created"]["links"]
     assert links["https"].endswith(".ics") and links["https"] in html
     assert links["webcal"].startswith("webcal://") and "calendar.google.com" in links["google"]
     token = FeedToken.objects.get(owner=lab.a.org_member)
@@ -27,8 +29,10 @@ def test_creating_a_feed_shows_its_links_once(member_client, lab):
 
 
 def test_the_feed_link_serves_the_calendar(member_client, client, lab):
-    response = member_client.post("/calendar-feeds/", {"about": "user", "name": "Mine"})
-    path = response.context["links"]["https"].split("://", 1)[1].split("/", 1)[1]
+    response = member_client.post(
+        "/calendar-feeds/", {"about": "user", "name": "Mine"}, follow=True
+    )
+    path = response.context["created"]["links"]["https"].split("://", 1)[1].split("/", 1)[1]
 
     feed = client.get(f"/{path}")
 
@@ -90,7 +94,7 @@ def test_the_feeds_page_costs_the_same_queries_for_1_or_12_feeds(
 ):
     for i in range(n):
         kind = ["user", f"machine:{lab.a.machine.pk}", f"organization:{lab.a.org.pk}"][i % 3]
-        member_client.post("/calendar-feeds/", {"about": kind, "name": f"Feed {i}"})
+        member_client.post("/calendar-feeds/", {"about": kind, "name": f"Feed {i}"}, follow=True)
 
     with django_assert_max_num_queries(10):
         response = member_client.get("/calendar-feeds/")
