@@ -13,7 +13,9 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, get_format
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -199,14 +201,13 @@ def dashboard(request, pk):
     context.update(
         columns=_table_columns(entity),
         # The table reads one machine (type, organization) at a time, period by period.
-        rows=[
-            _cells(row, entity, unit)
-            for row in sorted(
-                shown.rows, key=lambda r: (r[f"{entity}_name"] or "", r["period_start"])
-            )
-        ]
-        if entity
-        else [_cells(row, entity, unit) for row in shown.rows],
+        rows=_table_body(
+            sorted(shown.rows, key=lambda r: (r[f"{entity}_name"] or "", r["period_start"]))
+            if entity
+            else shown.rows,
+            entity,
+            unit,
+        ),
         totals=by_period.totals,
         charts=_charts(by_machine, by_period, by_organization, unit),
         exports={
@@ -226,22 +227,38 @@ def _period_label(iso: str, unit: str) -> str:
     return date_format(day, _("D j M"))
 
 
-def _cells(row: dict, entity: str, unit: str) -> list[tuple]:
-    """One table row as (value, kind) cells in _table_columns' order."""
-    cells = [(row[f"{entity}_name"], "text")] if entity else []
-    return [
-        *cells,
-        (_period_label(row["period_start"], unit), "text"),
-        (row["available_hours"], "hours"),
-        (row["booked_hours"], "hours"),
-        (row["used_hours"], "hours"),
-        (_percent(row["utilisation_booked"]), "percent"),
-        (_percent(row["utilisation_used"]), "percent"),
-        (row["bookings"], "count"),
-        (row["no_shows"], "count"),
-        (row["late_cancellations"], "count"),
-        (row["refused_conflicts"] + row["refused_rules"] + row["rejected_by_manager"], "count"),
-    ]
+def _table_body(rows: list[dict], entity: str, unit: str) -> str:
+    """The table's <tr>s, built here with the locale's decimal separator looked up
+    once: a few hundred rows through the template language, or through
+    number_format per cell, cost more than every query of the page (bench/pages.py)."""
+    comma = get_format("DECIMAL_SEPARATOR")
+    periods = {}
+
+    def number(value, suffix="") -> str:
+        return "—" if value is None else f"{value:.1f}".replace(".", comma) + suffix
+
+    lines = []
+    for row in rows:
+        start = row["period_start"]
+        if start not in periods:
+            periods[start] = escape(_period_label(start, unit))
+        cells = [escape(row[f"{entity}_name"] or "")] if entity else []
+        cells.append(periods[start])
+        head = "".join(f"<td>{cell}</td>" for cell in cells)
+        figures = [
+            number(row["available_hours"]),
+            number(row["booked_hours"]),
+            number(row["used_hours"]),
+            number(_percent(row["utilisation_booked"]), " %"),
+            number(_percent(row["utilisation_used"]), " %"),
+            str(row["bookings"]),
+            str(row["no_shows"]),
+            str(row["late_cancellations"]),
+            str(row["refused_conflicts"] + row["refused_rules"] + row["rejected_by_manager"]),
+        ]
+        tail = "".join(f'<td class="num">{figure}</td>' for figure in figures)
+        lines.append(f"<tr>{head}{tail}</tr>")
+    return mark_safe("".join(lines))  # every text cell is escaped above
 
 
 def _table_columns(entity: str) -> list[tuple[str, str]]:

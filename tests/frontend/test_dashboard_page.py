@@ -126,4 +126,4 @@ def test_the_dashboard_costs_the_same_queries_for_1_or_12_machines(
 
     with time_machine.travel(DAY, tick=False), django_assert_max_num_queries(45):
         response = client.get(url(lab), period())
-    assert len(response.context["rows"]) == (n + 2) * 7
+    assert response.context["rows"].count("<tr>") == (n + 2) * 7
