@@ -183,12 +183,9 @@ def dashboard(request, pk):
         )
 
     by_machine = table("machine", unit)
-    by_period = table(unit)
     by_organization = table("organization") if audience.names_organizations else None
     entity = data["entity"]
-    shown = {"machine": by_machine, "": by_period}.get(entity) or table(
-        *([entity] if entity else []), unit
-    )
+    shown = by_machine if entity == "machine" else table(*([entity] if entity else []), unit)
     query = {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -208,8 +205,8 @@ def dashboard(request, pk):
             entity,
             unit,
         ),
-        totals=by_period.totals,
-        charts=_charts(by_machine, by_period, by_organization, unit),
+        totals=by_machine.totals,
+        charts=_charts(by_machine, by_organization, unit),
         exports={
             "csv": f"{api}?{urlencode({**query, 'format': 'csv'})}",
             "xlsx": f"{api}?{urlencode({**query, 'format': 'xlsx'})}",
@@ -289,9 +286,34 @@ def _percent(ratio):
     return None if ratio is None else round(ratio * 100, 1)
 
 
-def _charts(by_machine, by_period, by_organization, unit: str) -> dict:
+def _per_period(by_machine) -> list[dict]:
+    """The whole platform's figures per period, summed from the machines' rows
+    (every machine counted has a row in every period): the charts need no third
+    table, whose capacity would be computed again."""
+    periods: dict[str, dict] = {}
+    summed = [
+        "available_hours",
+        "booked_hours",
+        "no_shows",
+        "late_cancellations",
+        "refused_conflicts",
+        "refused_rules",
+        "rejected_by_manager",
+    ]
+    for row in by_machine.rows:
+        sums = periods.setdefault(row["period_start"], dict.fromkeys(summed, 0))
+        for name in summed:
+            sums[name] += row[name]
+    for sums in periods.values():
+        available = sums["available_hours"]
+        sums["utilisation_booked"] = sums["booked_hours"] / available if available else None
+    return [{"period_start": start, **sums} for start, sums in sorted(periods.items())]
+
+
+def _charts(by_machine, by_organization, unit: str) -> dict:
     """What dashboard.js draws (through json_script): labels and series only."""
-    periods = [row["period_start"] for row in by_period.rows]
+    by_period = _per_period(by_machine)
+    periods = [row["period_start"] for row in by_period]
     booked = {}
     for row in by_machine.rows:
         booked[row["machine"]] = booked.get(row["machine"], 0) + row["booked_hours"]
@@ -305,24 +327,28 @@ def _charts(by_machine, by_period, by_organization, unit: str) -> dict:
     charts = {
         "periods": [_period_label(p, unit) for p in periods],
         "utilisation": {
-            "all": [_percent(r["utilisation_booked"]) for r in by_period.rows],
+            "all": [_percent(r["utilisation_booked"]) for r in by_period],
             "all_label": _("All machines"),
             "machines": [
                 {"label": names[m], "data": [series[m].get(p) for p in periods]} for m in top
             ],
         },
         "no_shows": {
-            "counts": [r["no_shows"] for r in by_period.rows],
-            "rates": [_percent(r["no_show_rate"]) for r in by_period.rows],
-            "labels": [_("No-shows"), _("No-show rate %")],
+            "series": [
+                {"label": _("No-shows"), "data": [r["no_shows"] for r in by_period]},
+                {
+                    "label": _("Late cancellations"),
+                    "data": [r["late_cancellations"] for r in by_period],
+                },
+            ],
         },
         "refused": {
             "series": [
-                {"label": _("Conflicts"), "data": [r["refused_conflicts"] for r in by_period.rows]},
-                {"label": _("Broken rules"), "data": [r["refused_rules"] for r in by_period.rows]},
+                {"label": _("Conflicts"), "data": [r["refused_conflicts"] for r in by_period]},
+                {"label": _("Broken rules"), "data": [r["refused_rules"] for r in by_period]},
                 {
                     "label": _("Rejected by a manager"),
-                    "data": [r["rejected_by_manager"] for r in by_period.rows],
+                    "data": [r["rejected_by_manager"] for r in by_period],
                 },
             ],
         },

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 import time_machine
 
-from booking import services
+from booking import analytics, services
+from equipment.models import Machine
 from tests import factories
 from tests.booking.conftest import at, next_weekday
 
@@ -127,3 +128,24 @@ def test_the_dashboard_costs_the_same_queries_for_1_or_12_machines(
     with time_machine.travel(DAY, tick=False), django_assert_max_num_queries(45):
         response = client.get(url(lab), period())
     assert response.context["rows"].count("<tr>") == (n + 2) * 7
+
+
+def test_the_charts_per_period_sum_the_machines_rows_as_the_period_table_would(
+    client, lab, activity
+):
+    client.force_login(lab.a.manager)
+    charts = client.get(url(lab), period()).context["charts"]
+
+    table = analytics.utilisation(
+        platforms=[lab.a.platform],
+        machines=Machine.objects.filter(platform=lab.a.platform),
+        start=DAY.date(),
+        end=(DAY + timedelta(days=7)).date(),
+        group_by=["day"],
+    )
+    expected = [
+        None if r["utilisation_booked"] is None else round(r["utilisation_booked"] * 100, 1)
+        for r in table.rows
+    ]
+    assert charts["utilisation"]["all"] == expected
+    assert charts["no_shows"]["series"][0]["data"] == [r["no_shows"] for r in table.rows]

@@ -38,14 +38,13 @@
       });
     }
     if (canvas("chart-no-shows")) {
+      var shades = ["#a4161a", "#f0b44c"];
       new Chart(canvas("chart-no-shows"), {
-        data: { labels: d.periods, datasets: [
-          { type: "bar", label: d.no_shows.labels[0], data: d.no_shows.counts, backgroundColor: "#f0b44c", borderRadius: 4, yAxisID: "y" },
-          { type: "line", label: d.no_shows.labels[1], data: d.no_shows.rates, borderColor: "#a4161a", backgroundColor: "#a4161a", spanGaps: true, yAxisID: "rate" }
-        ] },
+        type: "bar", data: { labels: d.periods, datasets: d.no_shows.series.map(function (s, i) {
+          return { label: s.label, data: s.data, backgroundColor: shades[i], borderRadius: 3 };
+        }) },
         options: { interaction: { mode: "index", intersect: false },
-                   scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: d.axis.count } },
-                             rate: { position: "right", beginAtZero: true, suggestedMax: 100, grid: { drawOnChartArea: false } } },
+                   scales: { y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: d.axis.count } } },
                    plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } } }
       });
     }
