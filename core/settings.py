@@ -271,11 +271,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Two fields are called "kind" (busy periods, calendar feeds): name each set.
-    "ENUM_NAME_OVERRIDES": {"FeedKindEnum": "booking.models.FeedToken.Kind"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.schema.add_error_responses",
     ],
+    # Several models have a "kind", each with its own choices.
+    "ENUM_NAME_OVERRIDES": {
+        "FeedKindEnum": "booking.models.FeedToken.Kind",
+        "InvoiceKindEnum": "billing.models.Invoice.Kind",
+        "InvoiceLineKindEnum": "billing.models.InvoiceLine.Kind",
+    },
 }
 
 # --- Security -------------------------------------------------------------------

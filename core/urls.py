@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from billing import api as billing_api
 from booking import analytics_api, availability_api, feeds_api, preferences_api
 from booking import api as booking_api
 from core.api import views as core_api
@@ -36,6 +37,16 @@ router.register("bookings", booking_api.BookingViewSet, basename="booking")
 router.register("booking-series", booking_api.BookingSeriesViewSet, basename="bookingseries")
 router.register("quotas", booking_api.QuotaViewSet, basename="quota")
 router.register("feeds", feeds_api.FeedTokenViewSet, basename="feedtoken")
+router.register("billing-settings", billing_api.BillingSettingsViewSet, basename="billingsettings")
+router.register("tariffs", billing_api.TariffViewSet, basename="tariff")
+router.register("consumables", billing_api.ConsumableViewSet, basename="consumable")
+router.register("consumable-uses", billing_api.ConsumableUseViewSet, basename="consumableuse")
+router.register(
+    "funding-programmes", billing_api.FundingProgrammeViewSet, basename="fundingprogramme"
+)
+router.register("billing-runs", billing_api.BillingRunViewSet, basename="billingrun")
+router.register("invoices", billing_api.InvoiceViewSet, basename="invoice")
+router.register("invoice-lines", billing_api.InvoiceLineViewSet, basename="invoiceline")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),

@@ -33,6 +33,17 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from billing.models import (
+    BillingRun,
+    BillingSettings,
+    Consumable,
+    ConsumableUse,
+    FundingProgramme,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    Tariff,
+)
 from booking.feeds import create_feed_token
 from booking.models import EmailPreferences, FeedToken
 from core.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
@@ -50,6 +61,7 @@ from equipment.models import (
     UserQualification,
 )
 from tests import factories
+from tests.billing.support import bill_side
 
 API = "/api/v1"
 SME_ROLES = ("org_member", "org_admin", "org_accountant")
@@ -80,6 +92,7 @@ def world(world):
             role=Membership.Role.MEMBER,
         )
         s.token, _secret = create_api_token(user=s.org_member, name="script")
+        bill_side(s, name.upper() * 3)  # settings, prices, an issued and a draft invoice
     c = world.c = SimpleNamespace()
     c.org = factories.OrganizationFactory(legal_name="SME c")
     c.platform_membership = factories.PlatformMembershipFactory(
@@ -189,6 +202,28 @@ UNIVERSE: dict[str, Callable] = {
     "invitations": lambda w, me: {"A": _one(w.a.invitation), "B": _one(w.b.invitation)},
     "labels": lambda w, me: {label.name: [label.pk] for label in Label.objects.all()},
     "machine-types": lambda w, me: {t.slug: [t.pk] for t in MachineType.objects.all()},
+    "billing-settings": lambda w, me: {
+        "A": _one(w.a.billing_settings),
+        "B": _one(w.b.billing_settings),
+    },
+    "tariffs": lambda w, me: {"A": _one(w.a.tariff), "B": _one(w.b.tariff)},
+    "consumables": lambda w, me: {"A": _one(w.a.filament), "B": _one(w.b.filament)},
+    "consumable-uses": lambda w, me: {"A": _one(w.a.use), "B": _one(w.b.use)},
+    "funding-programmes": lambda w, me: {"A": _one(w.a.programme), "B": _one(w.b.programme)},
+    "billing-runs": lambda w, me: {
+        side: list(BillingRun.objects.filter(platform=s.platform).values_list("pk", flat=True))
+        for side, s in (("A", w.a), ("B", w.b))
+    },
+    "invoices": lambda w, me: {
+        f"{side}_{state}": _one(getattr(s, state))
+        for side, s in (("A", w.a), ("B", w.b))
+        for state in ("draft", "issued")
+    },
+    "invoice-lines": lambda w, me: {
+        f"{side}_{state}": list(getattr(s, state).lines.values_list("pk", flat=True))
+        for side, s in (("A", w.a), ("B", w.b))
+        for state in ("draft", "issued")
+    },
     "me/tokens": lambda w, me: {
         "mine": list(ApiToken.objects.filter(user=me).values_list("pk", flat=True)),
         "others": _one(*{w.a.token, w.b.token} - set(ApiToken.objects.filter(user=me))),
@@ -219,18 +254,32 @@ VISIBLE = [
     ("machine-types",        "*",      "*",        "*",       "*",      "*",           "*"),
     ("me/tokens",            "mine",   "mine",     "mine",    "mine",   "mine",        "mine"),
     ("feeds",                "mine",   "mine",     "mine",    "mine",   "mine",        "mine"),
+    ("billing-settings",     "",       "",         "",        "",       "A",           "A B"),
+    ("tariffs",              "",       "A",        "A",       "A",      "A",           "A B"),
+    ("consumables",          "",       "A",        "A",       "A",      "A",           "A B"),
+    ("consumable-uses",      "",       "A",        "A",       "A",      "A",           "A B"),
+    ("funding-programmes",   "",       "A",        "A",       "A",      "A",           "A B"),
+    ("billing-runs",         "",       "",         "",        "",       "A",           "A B"),
+    # SMEs' administrators and accountants see their issued invoices, never drafts;
+    # of the platform's staff, operators see none (STAFF_EXCEPTIONS).
+    ("invoices",             "",       "",         "A_issued", "A_issued", "A_draft A_issued", "*"),
+    ("invoice-lines",        "",       "",         "A_issued", "A_issued", "A_draft A_issued", "*"),
 ]
 # fmt: on
 
+# Where one staff role reads less than the others.
+STAFF_EXCEPTIONS = {"invoices": {"operator": ""}, "invoice-lines": {"operator": ""}}
+
 
 def _expected_visible(row) -> dict[str, str]:
-    _endpoint, outsider, member, admin, org_accountant, staff, superuser = row
+    endpoint, outsider, member, admin, org_accountant, staff, superuser = row
     return {
         "outsider": outsider,
         "org_member": member,
         "org_admin": admin,
         "org_accountant": org_accountant,
         **dict.fromkeys(STAFF_ROLES, staff),
+        **STAFF_EXCEPTIONS.get(endpoint, {}),
         "superuser": superuser,
     }
 
@@ -555,6 +604,125 @@ WRITES = {
         lambda w, s, me: _url("user-qualifications", s.grant.pk),
         model=UserQualification,
     ),
+    # --- Billing ---
+    "billing-settings.update": Write(
+        "patch",
+        lambda w, s, me: _url("billing-settings", s.billing_settings.pk),
+        lambda w, s, me: {"payment_terms_days": 45},
+        BillingSettings,
+    ),
+    "tariffs.create": Write(
+        "post",
+        lambda w, s, me: _url("tariffs"),
+        lambda w, s, me: {
+            "platform": s.platform.pk,
+            "machine": s.machine.pk,
+            "valid_from": "2031-01-01",
+            "hourly_rate": "10.00",
+        },
+        Tariff,
+        ("platform", "machine"),
+    ),
+    "tariffs.update": Write(
+        "patch",
+        lambda w, s, me: _url("tariffs", s.tariff.pk),
+        lambda w, s, me: {"hourly_rate": "50.00"},
+        Tariff,
+    ),
+    "tariffs.delete(unbilled)": Write(
+        "delete",
+        lambda w, s, me: _url(
+            "tariffs",
+            Tariff.objects.create(
+                platform=s.platform, machine=s.machine, valid_from="2035-01-01", hourly_rate=1
+            ).pk,
+        ),
+        model=Tariff,
+    ),
+    "consumables.create": Write(
+        "post",
+        lambda w, s, me: _url("consumables"),
+        lambda w, s, me: {
+            "platform": s.platform.pk,
+            "name": "Resin",
+            "unit": "ml",
+            "unit_price": "0.20",
+        },
+        Consumable,
+        ("platform",),
+    ),
+    "consumables.update": Write(
+        "patch",
+        lambda w, s, me: _url("consumables", s.filament.pk),
+        lambda w, s, me: {"unit_price": "0.05"},
+        Consumable,
+    ),
+    "consumable-uses.create": Write(
+        "post",
+        lambda w, s, me: _url("consumable-uses"),
+        lambda w, s, me: {"booking": s.booking.pk, "consumable": s.filament.pk, "quantity": "10"},
+        ConsumableUse,
+        ("booking", "consumable"),
+    ),
+    "consumable-uses.delete": Write(
+        "delete", lambda w, s, me: _url("consumable-uses", s.use.pk), model=ConsumableUse
+    ),
+    "funding-programmes.create": Write(
+        "post",
+        lambda w, s, me: _url("funding-programmes"),
+        lambda w, s, me: {
+            "label": s.programme.label_id,
+            "name": "New programme",
+            "share": "0.3",
+            "budget": "5000.00",
+            "starts_on": "2027-01-01",
+            "ends_on": "2027-12-31",
+        },
+        FundingProgramme,
+    ),
+    "billing-runs.create": Write(
+        "post",
+        lambda w, s, me: _url("billing-runs"),
+        lambda w, s, me: {"platform": s.platform.pk, "month": "2026-11"},
+        BillingRun,
+        ("platform",),
+    ),
+    "invoice-lines.create": Write(
+        "post",
+        lambda w, s, me: _url("invoice-lines"),
+        lambda w, s, me: {
+            "invoice": s.draft.pk,
+            "description": "Training",
+            "quantity": "2",
+            "unit": "h",
+            "unit_price": "30.00",
+        },
+        InvoiceLine,
+        ("invoice",),
+    ),
+    "invoice-lines.update": Write(
+        "patch",
+        lambda w, s, me: _url("invoice-lines", s.draft.lines.first().pk),
+        lambda w, s, me: {"quantity": "3"},
+        InvoiceLine,
+    ),
+    "invoice-lines.delete": Write(
+        "delete",
+        lambda w, s, me: _url("invoice-lines", s.draft.lines.first().pk),
+        model=InvoiceLine,
+    ),
+    "invoices.issue": Write(
+        "post", lambda w, s, me: f"{_url('invoices', s.draft.pk)}issue/", model=Invoice
+    ),
+    "invoices.credit-note": Write(
+        "post", lambda w, s, me: f"{_url('invoices', s.issued.pk)}credit-note/", model=Invoice
+    ),
+    "invoices.payments": Write(
+        "post",
+        lambda w, s, me: f"{_url('invoices', s.issued.pk)}payments/",
+        lambda w, s, me: {"reference": "VIR 42"},
+        Payment,
+    ),
 }
 
 # Status each role gets on side A's object ("own"), and the status every role but the
@@ -611,6 +779,25 @@ WRITE_MATRIX = [
     # The holder (org_member) sees the grant but may not extend or revoke it.
     ("user-qualifications.update", 404, 403,   404,   404,     200,    200,  403,   200,   404),
     ("user-qualifications.revoke", 404, 403,   404,   404,     204,    204,  403,   204,   404),
+    # --- Billing: managers and accountants keep prices; operators record consumables;
+    # accountants bill, issue, credit and record payments. SMEs read, never write.
+    ("billing-settings.update",    404, 404,   404,   404,     200,    403,  200,   200,   404),
+    ("tariffs.create",             400, 403,   403,   403,     201,    403,  201,   201,   400),
+    ("tariffs.update",             404, 403,   403,   403,     200,    403,  200,   200,   404),
+    ("tariffs.delete(unbilled)",   404, 403,   403,   403,     204,    403,  204,   204,   404),
+    ("consumables.create",         400, 403,   403,   403,     201,    403,  201,   201,   400),
+    ("consumables.update",         404, 403,   403,   403,     200,    403,  200,   200,   404),
+    ("consumable-uses.create",     400, 403,   403,   403,     201,    201,  403,   201,   400),
+    ("consumable-uses.delete",     404, 403,   403,   403,     204,    204,  403,   204,   404),
+    ("funding-programmes.create",  403, 403,   403,   403,     403,    403,  403,   201,   "-"),
+    ("billing-runs.create",        400, 403,   403,   403,     403,    403,  201,   201,   400),
+    # Drafts are the platform's business: to SMEs and operators they do not exist.
+    ("invoice-lines.create",       400, 400,   400,   400,     403,    400,  201,   201,   400),
+    ("invoice-lines.update",       404, 404,   404,   404,     403,    404,  200,   200,   404),
+    ("invoice-lines.delete",       404, 404,   404,   404,     403,    404,  204,   204,   404),
+    ("invoices.issue",             404, 404,   404,   404,     403,    404,  200,   200,   404),
+    ("invoices.credit-note",       404, 404,   403,   403,     403,    404,  201,   201,   404),
+    ("invoices.payments",          404, 404,   403,   403,     403,    404,  201,   201,   404),
 ]
 # fmt: on
 
@@ -689,6 +876,13 @@ NOT_OFFERED = [
     ("post", "me/email-preferences", None),
     ("put", "me/email-preferences", None),
     ("delete", "me/email-preferences", None),
+    ("delete", "invoices", "issued"),
+    ("patch", "invoices", "issued"),
+    ("post", "invoices", None),
+    ("delete", "billing-settings", "billing_settings"),
+    ("delete", "consumables", "filament"),
+    ("patch", "billing-runs", "run"),
+    ("delete", "funding-programmes", "programme"),
 ]
 
 

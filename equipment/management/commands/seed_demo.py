@@ -6,7 +6,9 @@ state, so running it again changes nothing and duplicates nothing."""
 from datetime import time, timedelta
 
 from allauth.account.models import EmailAddress
+from django.apps import apps
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -312,6 +314,9 @@ class Command(BaseCommand):
             # The demo logins share a published password, a superuser among them.
             raise CommandError("seed_demo refuses to run with FABPOOL_ENV=production.")
         self.load()
+        # Billing is another app, which equipment does not import: named, not imported.
+        if apps.is_installed("billing"):
+            call_command("seed_billing_demo", stdout=self.stdout)
 
     @transaction.atomic
     def load(self):

@@ -1,0 +1,243 @@
+"""Billing-run benchmark on PostgreSQL, next to a baseline measured in the same run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/fabpool_billbench \
+        .venv/bin/python bench/billing.py [--quick]
+
+Drops and recreates the database named in DATABASE_URL (127.0.0.1 only), migrates
+it, and seeds two platforms with bulk inserts (not through the services):
+- "small": 500 organizations, 100,000 bookings in October 2026;
+- "large": 1,000 organizations, 200,000 bookings in the same month;
+each with tiered tariffs, setup fees, a funding programme on its label, no-shows,
+late cancellations and 5 % of bookings with consumables. Then it prints, per
+platform, the time and query count of a first billing run (everything new) and of
+a second one (nothing changes), next to the time of reading the month's bookings
+in one raw SQL query. Targets: first run of "small" <= 30 s; large/small <= 2.2;
+queries independent of the bookings per organization.
+"""
+
+import argparse
+import os
+import random
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+from bench.booking import recreate_database  # noqa: E402
+
+MONTH = date(2026, 10, 1)
+
+
+def seed(name: str, organizations: int, bookings: int) -> int:
+    from billing.models import BillingSettings, Consumable, ConsumableUse, FundingProgramme, Tariff
+    from booking.models import Booking
+    from core.models import Organization, User
+    from equipment.models import Label, Machine, MachineType, Platform, PlatformMembership
+
+    rng = random.Random(name)
+    platform = Platform.objects.create(name=f"Bench {name}", slug=f"bench-{name}")
+    label = Label.objects.create(name=f"Label {name}", slug=f"label-{name}", issuer="Bench")
+    platform.labels.add(label)
+    BillingSettings.objects.create(
+        platform=platform,
+        legal_name=f"Bench {name} SAS",
+        address_line1="1 rue du Banc",
+        postal_code="69007",
+        city="Lyon",
+        siret="73282932000074",
+        invoice_prefix=name.upper()[:10],
+        billable_time="actual",
+    )
+    types = [
+        MachineType.objects.get_or_create(
+            slug=f"type-{k}", defaults={"name": f"Type {k}", "category": "other"}
+        )[0]
+        for k in range(4)
+    ]
+    machines = Machine.objects.bulk_create(
+        Machine(platform=platform, machine_type=types[k % 4], name=f"m-{k}") for k in range(200)
+    )
+    for machine_type in types:
+        for tier, rate in (("", "45.00"), ("member", "35.00"), ("partner", "30.00")):
+            Tariff.objects.create(
+                platform=platform,
+                machine_type=machine_type,
+                tier=tier,
+                valid_from=date(2026, 1, 1),
+                hourly_rate=Decimal(rate),
+                minimum_minutes=30,
+                setup_fee=Decimal("10.00"),
+            )
+    filament = Consumable.objects.create(
+        platform=platform, name="PLA", unit="g", unit_price=Decimal("0.045")
+    )
+    FundingProgramme.objects.create(
+        label=label,
+        name=f"Programme {name}",
+        share=Decimal("0.3"),
+        budget=Decimal(organizations * 500),
+        starts_on=date(2026, 1, 1),
+        ends_on=date(2026, 12, 31),
+    )
+    user = User.objects.create_user(email=f"booker@{name}.bench", password="x")
+    orgs = Organization.objects.bulk_create(
+        Organization(legal_name=f"SME {name} {k}", country="DE") for k in range(organizations)
+    )
+    PlatformMembership.objects.bulk_create(
+        PlatformMembership(
+            organization=org, platform=platform, tier=("standard", "member", "partner")[k % 3]
+        )
+        for k, org in enumerate(orgs)
+    )
+    # Completed, no-show and cancelled bookings are not "active": the exclusion
+    # constraint lets them overlap, so they are spread at random over the month.
+    first = datetime(2026, 9, 30, 22, tzinfo=UTC)  # October 1st, 00:00 in Paris
+    statuses = ["completed"] * 17 + ["no_show", "cancelled", "cancelled"]
+    rows = []
+    for k in range(bookings):
+        start = first + timedelta(minutes=15 * rng.randrange(30 * 24 * 4 - 40))
+        end = start + timedelta(minutes=rng.choice((30, 45, 60, 90, 120, 240)))
+        status = statuses[k % len(statuses)]
+        checked = status == "completed" and k % 2 == 0
+        rows.append(
+            Booking(
+                machine=machines[k % len(machines)],
+                organization=orgs[k % organizations],
+                booked_by=user,
+                start=start,
+                end=end,
+                blocked_until=end,
+                status=status,
+                late_cancellation=status == "cancelled" and k % 2 == 0,
+                checked_in_at=start + timedelta(minutes=3) if checked else None,
+                checked_out_at=end + timedelta(minutes=7) if checked else None,
+            )
+        )
+    created = Booking.objects.bulk_create(rows, batch_size=5000)
+    uses = ConsumableUse.objects.bulk_create(
+        (
+            ConsumableUse(
+                booking=b,
+                consumable=filament,
+                quantity=Decimal(rng.randrange(5, 500)),
+                recorded_by=user,
+            )
+            for b in created[::20]
+            if b.status == "completed"
+        ),
+        batch_size=5000,
+    )
+    ConsumableUse.objects.filter(pk__in=[u.pk for u in uses]).update(
+        recorded_at=datetime(2026, 10, 15, 12, tzinfo=UTC)
+    )
+    return platform.pk
+
+
+class QueryCounter:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def measure(platform_id: int) -> dict:
+    from django.db import connection
+
+    from billing.models import InvoiceLine
+    from billing.runs import bill_period, month_bounds
+    from equipment.models import Platform
+
+    platform = Platform.objects.get(pk=platform_id)
+    start, end = month_bounds(MONTH, platform.tzinfo)
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT b.id, b.organization_id, b.machine_id, m.machine_type_id, m.name, b.start,
+                      b."end", b.status, b.late_cancellation, b.checked_in_at, b.checked_out_at
+               FROM booking_booking b JOIN equipment_machine m ON m.id = b.machine_id
+               WHERE m.platform_id = %s AND b.start >= %s AND b.start < %s
+               ORDER BY b.start, b.id""",
+            [platform_id, start, end],
+        )
+        read = len(cursor.fetchall())
+    baseline = time.perf_counter() - t0
+    figures = {"bookings": read, "baseline_read_s": baseline}
+    for label in ("first", "second"):
+        counter = QueryCounter()
+        t0 = time.perf_counter()
+        with connection.execute_wrapper(counter):
+            run = bill_period(platform=platform, month=MONTH)
+        figures[f"{label}_s"] = time.perf_counter() - t0
+        figures[f"{label}_queries"] = counter.count
+        figures[f"{label}_report"] = run.report
+    figures["lines"] = InvoiceLine.objects.filter(invoice__platform=platform).count()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the volume")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit("Set DATABASE_URL to a PostgreSQL database on 127.0.0.1.")
+    recreate_database(url)
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    scale = 10 if args.quick else 1
+    sizes = {"small": (500 // scale, 100_000 // scale), "large": (1000 // scale, 200_000 // scale)}
+    platforms = {}
+    for name, (orgs, bookings) in sizes.items():
+        t0 = time.perf_counter()
+        platforms[name] = seed(name, orgs, bookings)
+        print(
+            f"seeded {name}: {orgs} organizations, {bookings} bookings "
+            f"in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+    results = {name: measure(pk) for name, pk in platforms.items()}
+    print()
+    print(
+        f"{'platform':10} {'bookings':>9} {'lines':>8} {'raw read':>9} "
+        f"{'1st run':>8} {'queries':>8} {'2nd run':>8} {'queries':>8}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:10} {r['bookings']:>9} {r['lines']:>8} {r['baseline_read_s']:>8.2f}s "
+            f"{r['first_s']:>7.2f}s {r['first_queries']:>8} {r['second_s']:>7.2f}s "
+            f"{r['second_queries']:>8}"
+        )
+    small, large = results["small"], results["large"]
+    ratio = large["first_s"] / small["first_s"]
+    print()
+    print(f"first run, small: {small['first_s']:.1f} s (target <= 30 s)")
+    print(f"growth large/small: {ratio:.2f} (target <= 2.2)")
+    print(
+        f"second run changed nothing: {small['second_report']['usage_created']} new, "
+        f"{small['second_report']['usage_updated']} updated usage records"
+    )
+    print(
+        "queries: a fixed number plus one per batch of 2,000 rows written; per organization: "
+        f"{small['first_queries'] / sizes['small'][0]:.2f} (small) vs "
+        f"{large['first_queries'] / sizes['large'][0]:.2f} (large)"
+    )
+
+
+if __name__ == "__main__":
+    main()

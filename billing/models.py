@@ -1,0 +1,743 @@
+"""Billing: what a platform charges (settings, tariffs, consumables), what happened
+(usage records), who co-finances it (funding programmes), and the documents
+(invoices and credit notes) with their payments.
+
+Modelled on pretix's invoices: an issued document copies the seller's and the
+buyer's identity, carries its own lines and totals, and never changes (guarded
+here in save()/delete() and in the database by triggers, migration 0002);
+corrections are credit notes that refer to the invoice. Payments live in their
+own rows, so recording one never touches the invoice."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q, Sum
+from django.utils.translation import gettext_lazy as _
+from django_countries.fields import CountryField
+
+from booking.models import Booking
+from core.errors import Conflict
+from core.models import Membership, Organization
+from core.validators import (
+    compact_siret,
+    compact_vat_number,
+    validate_single_line,
+    validate_siret,
+    validate_vat_number,
+)
+from equipment.models import (
+    Label,
+    Machine,
+    MachineType,
+    Platform,
+    PlatformMembership,
+    PlatformStaff,
+)
+
+CENT = Decimal("0.01")
+HUNDRED = Decimal(100)
+MONEY = {"max_digits": 12, "decimal_places": 2}
+UNIT_PRICE = {"max_digits": 12, "decimal_places": 4}
+QUANTITY = {"max_digits": 12, "decimal_places": 4}
+RATE = {"max_digits": 5, "decimal_places": 2}
+SHARE = {"max_digits": 5, "decimal_places": 4}
+DEFAULT_VAT = Decimal("20.00")
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to the cent, half up (French practice, and what EN 16931 expects per line)."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+NOT_NEGATIVE = MinValueValidator(Decimal(0), message=_("This cannot be negative."))
+
+
+share_validators = [
+    MinValueValidator(Decimal(0), message=_("A share is between 0 and 1.")),
+    MaxValueValidator(Decimal(1), message=_("A share is between 0 and 1.")),
+]
+vat_validators = [
+    MinValueValidator(Decimal(0), message=_("A VAT rate is between 0 and 100.")),
+    MaxValueValidator(HUNDRED, message=_("A VAT rate is between 0 and 100.")),
+]
+prefix_validator = RegexValidator(
+    r"^[A-Z0-9]{1,10}$", _("Use 1 to 10 capital letters or digits, e.g. FAB.")
+)
+
+LATE_PAYMENT_MENTIONS = _(
+    "Payment due by the due date; no discount for early payment. Late payment incurs "
+    "penalties at three times the French legal interest rate (art. L441-10 of the Code de "
+    "commerce) and a fixed indemnity of €40 for recovery costs (art. D441-5)."
+)
+
+
+# --- Who may see what --------------------------------------------------------------------------
+
+
+def _staffed(user, roles=None):
+    return Platform.objects.staffed_by(user, roles)
+
+
+FINANCE_ROLES = (PlatformStaff.Role.MANAGER, PlatformStaff.Role.ACCOUNTANT)
+
+
+class StaffOnlyQuerySet(models.QuerySet):
+    """Rows only a platform's staff see (its billing settings, its runs)."""
+
+    def visible_to(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        return self.filter(platform__in=_staffed(user))
+
+
+class PlatformPublicQuerySet(models.QuerySet):
+    """Price lists: visible to whoever sees the platform (its staff and the SMEs booking there)."""
+
+    def visible_to(self, user):
+        return self.filter(platform__in=Platform.objects.visible_to(user))
+
+
+class ConsumableUseQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(booking__in=Booking.objects.visible_to(user))
+
+
+class FundingProgrammeQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Programmes of the labels of the platforms the user sees."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        visible = Platform.objects.visible_to(user)
+        return self.filter(label__platforms__in=visible).distinct()
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """A platform's managers and accountants see all its documents, drafts
+        included; an SME's administrators and accountants see its issued ones."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        sme_roles = (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)
+        return self.filter(
+            Q(platform__in=_staffed(user, FINANCE_ROLES))
+            | Q(
+                status=Invoice.Status.ISSUED,
+                organization__in=Organization.objects.filter(
+                    memberships__user=user, memberships__role__in=sme_roles
+                ),
+            )
+        )
+
+
+class InvoiceLineQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(invoice__in=Invoice.objects.visible_to(user))
+
+
+# --- Settings and price lists ------------------------------------------------------------------
+
+
+class BillingSettings(models.Model):
+    """How a platform invoices: who the seller is, the number series, terms."""
+
+    class BillableTime(models.TextChoices):
+        ACTUAL = "actual", _("Checked in to checked out, where recorded")
+        BOOKED = "booked", _("Booked time")
+
+    platform = models.OneToOneField(
+        Platform, on_delete=models.CASCADE, related_name="billing_settings"
+    )
+    legal_name = models.CharField(
+        _("seller's legal name"), max_length=200, validators=[validate_single_line]
+    )
+    address_line1 = models.CharField(_("address"), max_length=200)
+    address_line2 = models.CharField(_("address (continued)"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20)
+    city = models.CharField(_("city"), max_length=100)
+    country = CountryField(_("country"), default="FR")
+    siret = models.CharField(_("SIRET"), max_length=20, blank=True, validators=[validate_siret])
+    vat_number = models.CharField(
+        _("VAT number"), max_length=20, blank=True, validators=[validate_vat_number]
+    )
+    invoice_prefix = models.CharField(
+        _("invoice number prefix"), max_length=10, validators=[prefix_validator]
+    )
+    payment_terms_days = models.PositiveIntegerField(
+        _("payment terms (days)"),
+        default=30,
+        validators=[MaxValueValidator(60)],  # French law: at most 60 days from issue
+    )
+    late_payment_mentions = models.TextField(
+        _("late-payment mentions"), default=LATE_PAYMENT_MENTIONS
+    )
+    billable_time = models.CharField(
+        _("billable time"), max_length=10, choices=BillableTime.choices, default=BillableTime.ACTUAL
+    )
+
+    objects = StaffOnlyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "billing settings"
+        ordering = ["platform_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice_prefix"], name="billingsettings_unique_prefix")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}: {self.legal_name}"
+
+    def clean(self) -> None:
+        self.siret = compact_siret(self.siret)
+        self.vat_number = compact_vat_number(self.vat_number)
+        errors = {}
+        if self.country == "FR" and not self.siret:
+            errors["siret"] = _("A French seller needs its SIRET number.")
+        others = BillingSettings.objects.filter(invoice_prefix=self.invoice_prefix)
+        if self.invoice_prefix and others.exclude(pk=self.pk).exists():
+            errors["invoice_prefix"] = _("Another platform uses this prefix.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class Tariff(models.Model):
+    """An hourly rate on a platform, for one machine, a machine type or every
+    machine, and one membership tier or all, valid over [valid_from, valid_until]
+    (inclusive; open-ended without an end). The most specific tariff wins:
+    machine before type before platform-wide, a tier before all tiers."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="tariffs")
+    machine = models.ForeignKey(
+        Machine, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    machine_type = models.ForeignKey(
+        MachineType, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    tier = models.CharField(
+        _("membership tier"),
+        max_length=20,
+        choices=PlatformMembership.Tier.choices,
+        blank=True,
+        help_text=_("Blank: every tier."),
+    )
+    valid_from = models.DateField(_("valid from"))
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    hourly_rate = models.DecimalField(
+        _("hourly rate (without tax)"), **MONEY, validators=[NOT_NEGATIVE]
+    )
+    increment_minutes = models.PositiveIntegerField(
+        _("billing increment (minutes)"),
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text=_("Time is billed by started increment, e.g. 15 for started quarter-hours."),
+    )
+    minimum_minutes = models.PositiveIntegerField(
+        _("minimum charge (minutes)"),
+        default=0,
+        validators=[MaxValueValidator(24 * 60)],
+        help_text=_("A booking is billed at least this long."),
+    )
+    setup_fee = models.DecimalField(
+        _("setup fee per booking"), **MONEY, default=Decimal(0), validators=[NOT_NEGATIVE]
+    )
+    late_cancellation_share = models.DecimalField(
+        _("late-cancellation fee (share of the booked amount)"),
+        **SHARE,
+        default=Decimal("0.5"),
+        validators=share_validators,
+    )
+    no_show_share = models.DecimalField(
+        _("no-show fee (share of the booked amount)"),
+        **SHARE,
+        default=Decimal(1),
+        validators=share_validators,
+    )
+    vat_rate = models.DecimalField(
+        _("VAT rate (%)"), **RATE, default=DEFAULT_VAT, validators=vat_validators
+    )
+
+    objects = PlatformPublicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["platform_id", "valid_from", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gte=F("valid_from")),
+                name="tariff_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(machine__isnull=True) | Q(machine_type__isnull=True),
+                name="tariff_machine_or_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hourly_rate}/h from {self.valid_from}"
+
+    def scope(self) -> dict:
+        return {
+            "platform_id": self.platform_id,
+            "machine_id": self.machine_id,
+            "machine_type_id": self.machine_type_id,
+            "tier": self.tier,
+        }
+
+    def clean(self) -> None:
+        errors = {}
+        if self.machine_id and self.machine_type_id:
+            errors["machine_type"] = _("Give a machine or a machine type, not both.")
+        if self.machine_id and self.platform_id and self.machine.platform_id != self.platform_id:
+            errors["machine"] = _("This machine is on another platform.")
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            errors["valid_until"] = _("The end of validity cannot be before its start.")
+        if not errors and self.valid_from and self.overlapping().exists():
+            errors["valid_from"] = _(
+                "Another tariff for the same machine or type and tier is valid over part "
+                "of this period."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def overlapping(self) -> models.QuerySet:
+        others = Tariff.objects.filter(**self.scope()).exclude(pk=self.pk)
+        others = others.filter(Q(valid_until__isnull=True) | Q(valid_until__gte=self.valid_from))
+        if self.valid_until:
+            others = others.filter(valid_from__lte=self.valid_until)
+        return others
+
+
+class Consumable(models.Model):
+    """Material a platform sells by the unit: filament grams, resin ml, sheets."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="consumables")
+    name = models.CharField(_("name"), max_length=150, validators=[validate_single_line])
+    unit = models.CharField(
+        _("unit"), max_length=20, validators=[validate_single_line], help_text=_("e.g. g, ml")
+    )
+    unit_price = models.DecimalField(
+        _("unit price (without tax)"), **UNIT_PRICE, validators=[NOT_NEGATIVE]
+    )
+    vat_rate = models.DecimalField(
+        _("VAT rate (%)"), **RATE, default=DEFAULT_VAT, validators=vat_validators
+    )
+    is_active = models.BooleanField(_("on sale"), default=True)
+
+    objects = PlatformPublicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["platform_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "name"], name="consumable_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.unit})"
+
+    def clean(self) -> None:
+        others = Consumable.objects.filter(platform_id=self.platform_id, name=self.name)
+        if self.platform_id and others.exclude(pk=self.pk).exists():
+            raise ValidationError(
+                {"name": _("This platform already sells a consumable of that name.")}
+            )
+
+
+class ConsumableUse(models.Model):
+    """Material used during a booking, recorded by the platform's operators."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="+")
+    consumable = models.ForeignKey(Consumable, on_delete=models.PROTECT, related_name="uses")
+    quantity = models.DecimalField(
+        _("quantity"),
+        **QUANTITY,
+        validators=[MinValueValidator(Decimal("0.0001"), message=_("Give a positive quantity."))],
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ConsumableUseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="consumableuse_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.consumable.unit} {self.consumable.name}"
+
+
+# --- Funding programmes ------------------------------------------------------------------------
+
+
+class FundingProgramme(models.Model):
+    """A labelled programme co-financing a share of SMEs' machine time on the
+    platforms carrying its label, up to a budget, over [starts_on, ends_on]."""
+
+    label = models.ForeignKey(Label, on_delete=models.PROTECT, related_name="funding_programmes")
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+    share = models.DecimalField(
+        _("funded share of machine time"), **SHARE, validators=share_validators
+    )
+    budget = models.DecimalField(_("budget"), **MONEY, validators=[NOT_NEGATIVE])
+    starts_on = models.DateField(_("first day"))
+    ends_on = models.DateField(_("last day"))
+    organizations = models.ManyToManyField(
+        Organization,
+        blank=True,
+        related_name="+",
+        help_text=_("The SMEs it funds; none: every SME."),
+    )
+
+    objects = FundingProgrammeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["starts_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=F("starts_on")), name="fundingprogramme_ends_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValidationError({"ends_on": _("The last day cannot be before the first day.")})
+
+    def spent(self) -> Decimal:
+        return self.allocations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+
+# --- What happened -----------------------------------------------------------------------------
+
+
+class UsageRecord(models.Model):
+    """One billable event, and where it came from (`source`, e.g. "booking:42").
+    (source, kind) is unique: billing the same event again finds this row instead
+    of adding one. Once its invoice is issued the record is never touched again."""
+
+    class Kind(models.TextChoices):
+        MACHINE_TIME = "machine_time", _("Machine time")
+        SETUP_FEE = "setup_fee", _("Setup fee")
+        LATE_CANCELLATION = "late_cancellation", _("Late cancellation")
+        NO_SHOW = "no_show", _("No-show")
+        CONSUMABLE = "consumable", _("Consumable")
+
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="+")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateField(_("billing month"))
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source = models.CharField(max_length=50)
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="+")
+    consumable_use = models.ForeignKey(
+        ConsumableUse, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    tariff = models.ForeignKey(
+        Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    occurred_at = models.DateTimeField()
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(**QUANTITY)
+    unit = models.CharField(max_length=20)
+    unit_price = models.DecimalField(**UNIT_PRICE)
+    vat_rate = models.DecimalField(**RATE)
+    amount = models.DecimalField(**MONEY)
+    invoice = models.ForeignKey(
+        "Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
+    # Its line was removed from a draft by an accountant: a new run leaves it out.
+    excluded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["platform", "period_start"])]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "kind"], name="usagerecord_unique_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind}"
+
+
+class FundingAllocation(models.Model):
+    """The part of one machine-time record a programme pays."""
+
+    programme = models.ForeignKey(
+        FundingProgramme, on_delete=models.PROTECT, related_name="allocations"
+    )
+    usage = models.OneToOneField(UsageRecord, on_delete=models.PROTECT, related_name="funding")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.programme}: {self.amount}"
+
+
+class BillingRun(models.Model):
+    """One run of billing for a platform and a month, and what it did."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateField(_("month"))
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+
+    objects = StaffOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.period_start:%Y-%m}"
+
+
+# --- Documents ---------------------------------------------------------------------------------
+
+
+class InvoiceIssued(Conflict):
+    code = "invoice_issued"
+
+
+class Invoice(models.Model):
+    """An invoice or a credit note. Drafts change freely; issuing numbers it,
+    copies both parties' identity, fixes its totals and chains its hash to the
+    platform's previous document. From then on nothing about it changes."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ISSUED = "issued", _("Issued")
+
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="invoices")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="invoices"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INVOICE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    period_start = models.DateField(_("billed month"), null=True, blank=True)
+    period_end = models.DateField(_("billed until"), null=True, blank=True)
+    credited_invoice = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes"
+    )
+    currency = models.CharField(max_length=3, default="EUR")
+    # Set when issued.
+    number = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    payment_terms_days = models.PositiveIntegerField(null=True, blank=True)
+    late_payment_mentions = models.TextField(blank=True)
+    seller_name = models.CharField(max_length=200, blank=True)
+    seller_address = models.TextField(blank=True)
+    seller_country = models.CharField(max_length=2, blank=True)
+    seller_siret = models.CharField(max_length=20, blank=True)
+    seller_vat_number = models.CharField(max_length=20, blank=True)
+    buyer_name = models.CharField(max_length=200, blank=True)
+    buyer_address = models.TextField(blank=True)
+    buyer_country = models.CharField(max_length=2, blank=True)
+    buyer_siret = models.CharField(max_length=20, blank=True)
+    buyer_vat_number = models.CharField(max_length=20, blank=True)
+    # Totals: kept up to date on drafts, fixed at issue.
+    total_without_tax = models.DecimalField(**MONEY, default=Decimal(0))
+    total_vat = models.DecimalField(**MONEY, default=Decimal(0))
+    total_with_tax = models.DecimalField(**MONEY, default=Decimal(0))
+    vat_breakdown = models.JSONField(default=list, blank=True)
+    # The chain of the platform's issued documents.
+    chain_index = models.PositiveIntegerField(null=True, blank=True)
+    previous_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One invoice per organization, platform and billed month: runs find it again.
+            models.UniqueConstraint(
+                fields=["platform", "organization", "period_start"],
+                condition=Q(kind="invoice"),
+                name="invoice_one_per_period",
+            ),
+            models.UniqueConstraint(
+                fields=["platform", "chain_index"], name="invoice_unique_chain_index"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | (Q(number__isnull=False) & ~Q(hash="")),
+                name="invoice_issued_numbered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"{self.get_kind_display()} draft #{self.pk}"
+
+    def save(self, *args, **kwargs):
+        if self._was_issued():
+            raise InvoiceIssued(_("An issued invoice never changes; issue a credit note."))
+        super().save(*args, **kwargs)
+        self._stored_status = self.status
+
+    def delete(self, *args, **kwargs):
+        if self._was_issued():
+            raise InvoiceIssued(_("An issued invoice is never deleted; issue a credit note."))
+        return super().delete(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_status = instance.__dict__.get("status")
+        return instance
+
+    @property
+    def is_issued(self) -> bool:
+        return self.status == self.Status.ISSUED
+
+    def _was_issued(self) -> bool:
+        if self._state.adding or self.pk is None:
+            return False
+        stored = getattr(self, "_stored_status", None)
+        if stored is None:
+            stored = Invoice.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        return stored == self.Status.ISSUED
+
+    def amount_paid(self) -> Decimal:
+        return self.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        MACHINE_TIME = "machine_time", _("Machine time")
+        SETUP_FEE = "setup_fee", _("Setup fee")
+        LATE_CANCELLATION = "late_cancellation", _("Late cancellation")
+        NO_SHOW = "no_show", _("No-show")
+        CONSUMABLE = "consumable", _("Consumable")
+        FUNDING = "funding", _("Funding")
+        MANUAL = "manual", _("Other")
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MANUAL)
+    description = models.CharField(
+        _("description"), max_length=300, validators=[validate_single_line]
+    )
+    service_date = models.DateField(_("date of service"), null=True, blank=True)
+    quantity = models.DecimalField(
+        _("quantity"),
+        **QUANTITY,
+        validators=[MinValueValidator(Decimal(0), message=_("A quantity cannot be negative."))],
+    )
+    unit = models.CharField(_("unit"), max_length=20, validators=[validate_single_line])
+    unit_price = models.DecimalField(_("unit price (without tax)"), **UNIT_PRICE)
+    vat_rate = models.DecimalField(
+        _("VAT rate (%)"), **RATE, default=DEFAULT_VAT, validators=vat_validators
+    )
+    amount = models.DecimalField(_("amount (without tax)"), **MONEY)
+    usage = models.OneToOneField(
+        UsageRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="line"
+    )
+    allocation = models.OneToOneField(
+        FundingAllocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="line"
+    )
+    booking = models.ForeignKey(
+        Booking, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    objects = InvoiceLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["invoice_id", "service_date", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="invoiceline_quantity")
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def save(self, *args, **kwargs):
+        if self._invoice_issued():
+            raise InvoiceIssued(_("The lines of an issued invoice never change."))
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._invoice_issued():
+            raise InvoiceIssued(_("The lines of an issued invoice never change."))
+        return super().delete(*args, **kwargs)
+
+    def compute_amount(self) -> None:
+        self.amount = money(self.quantity * self.unit_price)
+
+    def _invoice_issued(self) -> bool:
+        return Invoice.objects.filter(pk=self.invoice_id, status=Invoice.Status.ISSUED).exists()
+
+
+class InvoiceSequence(models.Model):
+    """The last number given in a platform's series for a year and a kind.
+    Issuing locks this row (select_for_update), so numbers never skip or repeat."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.PROTECT, related_name="+")
+    year = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Invoice.Kind.choices)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "year", "kind"], name="invoicesequence_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.year} {self.kind}: {self.last_number}"
+
+
+class Payment(models.Model):
+    """Money received for an issued invoice (bank transfer recorded by hand,
+    later card payments). Its own row: the invoice itself never changes."""
+
+    class Method(models.TextChoices):
+        BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+        CARD = "card", _("Card")
+        OTHER = "other", _("Other")
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**MONEY)
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.BANK_TRANSFER)
+    reference = models.CharField(max_length=200, blank=True)
+    received_on = models.DateField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["received_on", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="payment_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} for {self.invoice}"

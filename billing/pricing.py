@@ -1,0 +1,77 @@
+"""Prices of machine time: which tariff applies, and what a booking costs.
+Pure functions over rows already loaded, so a billing run prices any number
+of bookings without a query each."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing.models import Tariff, money
+
+HOUR = Decimal(60)
+FOUR_PLACES = Decimal("0.0001")
+
+
+def elapsed_minutes(start: datetime, end: datetime) -> int:
+    """Whole minutes, a started minute counting (elapsed time: DST-proof in UTC)."""
+    seconds = max(0, int((end - start).total_seconds()))
+    return -(-seconds // 60)
+
+
+def billed_minutes(minutes: int, tariff: Tariff) -> int:
+    """By started increment, and at least the tariff's minimum."""
+    increment = tariff.increment_minutes
+    return max(-(-minutes // increment) * increment, tariff.minimum_minutes)
+
+
+def hours(minutes: int) -> Decimal:
+    return (Decimal(minutes) / HOUR).quantize(FOUR_PLACES, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Priced:
+    minutes: int
+    quantity: Decimal  # hours
+    unit_price: Decimal
+    amount: Decimal
+
+
+def price_time(minutes: int, tariff: Tariff) -> Priced:
+    billed = billed_minutes(minutes, tariff)
+    quantity = hours(billed)
+    return Priced(billed, quantity, tariff.hourly_rate, money(quantity * tariff.hourly_rate))
+
+
+class TariffBook:
+    """A platform's tariffs, answering "which one applies to this machine, for
+    this tier, on this day": machine before type before platform-wide, a tier
+    before every tier."""
+
+    def __init__(self, tariffs):
+        self._by_scope: dict[tuple, list[Tariff]] = {}
+        for tariff in sorted(tariffs, key=lambda t: (t.valid_from, t.pk)):
+            key = (tariff.machine_id, tariff.machine_type_id, tariff.tier)
+            self._by_scope.setdefault(key, []).append(tariff)
+        self._cache: dict[tuple, Tariff | None] = {}
+
+    def find(self, *, machine_id: int, machine_type_id: int, tier: str, day: date):
+        key = (machine_id, machine_type_id, tier, day)
+        if key not in self._cache:
+            self._cache[key] = self._find(*key)
+        return self._cache[key]
+
+    def _find(self, machine_id, machine_type_id, tier, day):
+        for scope in (
+            (machine_id, None, tier),
+            (machine_id, None, ""),
+            (None, machine_type_id, tier),
+            (None, machine_type_id, ""),
+            (None, None, tier),
+            (None, None, ""),
+        ):
+            for tariff in self._by_scope.get(scope, ()):
+                if tariff.valid_from <= day and (
+                    tariff.valid_until is None or day <= tariff.valid_until
+                ):
+                    return tariff
+        return None
