@@ -46,7 +46,7 @@ CREATE TRIGGER billing_invoiceline_immutable BEFORE INSERT OR UPDATE OR DELETE
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0002_immutable_issued_invoices")]
+    dependencies = [("billing", "0004_documents_accounting_accounts")]
 
     operations = [
         guard.RunSQLPerVendor(
