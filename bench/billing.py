@@ -138,6 +138,51 @@ def seed(name: str, organizations: int, bookings: int) -> int:
     return platform.pk
 
 
+def backend_cpu(pid: int) -> float:
+    """CPU seconds used so far by a PostgreSQL backend of this machine (/proc): on
+    a shared machine, wall-clock time measures the neighbours as much as the run."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def seeded(url: str) -> bool:
+    """Whether the database exists and holds both bench platforms."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM equipment_platform "
+                "WHERE slug IN ('bench-small', 'bench-large')"
+            ).fetchone()[0]
+    except psycopg.Error:
+        return False
+    return found == 2
+
+
+def reset_billing(sizes: dict) -> dict:
+    """Remove what earlier runs wrote (drafts only: the bench never issues), so
+    that the next run is a first run again."""
+    from django.db import connection
+
+    from equipment.models import Platform
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE billing_invoiceline, billing_fundingallocation, billing_usagerecord, "
+            "billing_invoice, billing_billingrun, core_auditevent CASCADE"
+        )
+        cursor.execute("VACUUM ANALYZE")
+    return {name: Platform.objects.get(slug=f"bench-{name}").pk for name in sizes}
+
+
 class QueryCounter:
     def __init__(self):
         self.count = 0
@@ -169,12 +214,17 @@ def measure(platform_id: int) -> dict:
         read = len(cursor.fetchall())
     baseline = time.perf_counter() - t0
     figures = {"bookings": read, "baseline_read_s": baseline}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     for label in ("first", "second"):
         counter = QueryCounter()
-        t0 = time.perf_counter()
+        t0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(backend)
         with connection.execute_wrapper(counter):
             run = bill_period(platform=platform, month=MONTH)
         figures[f"{label}_s"] = time.perf_counter() - t0
+        figures[f"{label}_cpu"] = time.process_time() - cpu0
+        figures[f"{label}_db_cpu"] = backend_cpu(backend) - db0
         figures[f"{label}_queries"] = counter.count
         figures[f"{label}_report"] = run.report
     figures["lines"] = InvoiceLine.objects.filter(invoice__platform=platform).count()
@@ -184,11 +234,20 @@ def measure(platform_id: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the volume")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database seeded by a previous run; only its billing output is reset",
+    )
+    parser.add_argument("--seed-only", action="store_true", help="seed, measure nothing")
+    parser.add_argument("--only", choices=["small", "large"], help="measure one platform only")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database on 127.0.0.1.")
-    recreate_database(url)
+    reuse = args.reuse and seeded(url)
+    if not reuse:
+        recreate_database(url)
 
     import django
     from django.core.management import call_command
@@ -197,8 +256,13 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     scale = 10 if args.quick else 1
     sizes = {"small": (500 // scale, 100_000 // scale), "large": (1000 // scale, 200_000 // scale)}
+    print(f"load average before: {load()}", flush=True)
     platforms = {}
+    if reuse:
+        platforms = reset_billing(sizes)
     for name, (orgs, bookings) in sizes.items():
+        if name in platforms:
+            continue
         t0 = time.perf_counter()
         platforms[name] = seed(name, orgs, bookings)
         print(
@@ -211,7 +275,14 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
-    results = {name: measure(pk) for name, pk in platforms.items()}
+    if args.seed_only:
+        return
+    if args.only:
+        platforms = {args.only: platforms[args.only]}
+    results = {}
+    for name, pk in platforms.items():
+        results[name] = measure(pk)
+        print(f"measured {name}; load average: {load()}", flush=True)
     print()
     print(
         f"{'platform':10} {'bookings':>9} {'lines':>8} {'raw read':>9} "
@@ -223,6 +294,17 @@ def main() -> None:
             f"{r['first_s']:>7.2f}s {r['first_queries']:>8} {r['second_s']:>7.2f}s "
             f"{r['second_queries']:>8}"
         )
+    if len(results) < 2:
+        return
+    print()
+    print("CPU seconds (Python process + PostgreSQL backend), whatever the load:")
+    for name, r in results.items():
+        print(
+            f"{name:10} 1st run {r['first_cpu']:.1f} + {r['first_db_cpu']:.1f} = "
+            f"{r['first_cpu'] + r['first_db_cpu']:.1f}; "
+            f"2nd run {r['second_cpu']:.1f} + {r['second_db_cpu']:.1f} = "
+            f"{r['second_cpu'] + r['second_db_cpu']:.1f}"
+        )
     small, large = results["small"], results["large"]
     ratio = large["first_s"] / small["first_s"]
     print()
@@ -232,8 +314,11 @@ def main() -> None:
         f"second run changed nothing: {small['second_report']['usage_created']} new, "
         f"{small['second_report']['usage_updated']} updated usage records"
     )
+    cpu = {n: r["first_cpu"] + r["first_db_cpu"] for n, r in results.items()}
+    print(f"growth large/small in CPU seconds: {cpu['large'] / cpu['small']:.2f}")
     print(
-        "queries: a fixed number plus one per batch of 2,000 rows written; per organization: "
+        "queries (COPY statements, one per table written, not counted): a fixed number "
+        "plus one per batch of 2,000 rows updated; per organization: "
         f"{small['first_queries'] / sizes['small'][0]:.2f} (small) vs "
         f"{large['first_queries'] / sizes['large'][0]:.2f} (large)"
     )

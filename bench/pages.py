@@ -133,9 +133,12 @@ def rows_shown(client, url: str):
     context = client.get(url).context
     if context is None:
         return ""
-    for key in ("page", "machines", "results", "bookings", "members", "windows", "platforms"):
+    keys = ("page", "machines", "results", "bookings", "members", "windows", "platforms")
+    for key in ("rows", "grants", "active", "opening_hours", *keys):
         if key in context and context[key] is not None:
             value = context[key]
+            if isinstance(value, str):  # rows rendered in the view: count them
+                return value.count("<tr>")
             return len(value.object_list if hasattr(value, "object_list") else value)
     return ""
 
@@ -186,6 +189,33 @@ def main() -> None:
     booking = Booking.objects.filter(
         booked_by=member, status="confirmed", start__gt=timezone.now()
     ).first()
+    # Today's board: bookings of the manager's platform under way or due today.
+    lyon = mill.platform
+    midnight = datetime.combine(timezone.now().astimezone(lyon.tzinfo).date(), datetime.min.time())
+    midnight = midnight.replace(tzinfo=lyon.tzinfo)
+    people = list(User.objects.filter(memberships__role="member"))
+    for i, machine in enumerate(Machine.objects.filter(platform=lyon)):
+        for hour in (8, 11, 14, 17):
+            start = midnight + timedelta(hours=hour)
+            Booking.objects.create(
+                machine=machine,
+                organization=people[i % len(people)].memberships.first().organization,
+                booked_by=people[i % len(people)],
+                start=start,
+                end=start + timedelta(hours=2),
+                blocked_until=start + timedelta(hours=2),
+                title="Today",
+            )
+    # Calendar feeds of the member.
+    from booking import feeds
+
+    for kind, target in [("user", None), ("machine", printer.pk), ("organization", organization)]:
+        feeds.create_feed_token(by=member, kind=kind, name=f"Bench {kind}", target_id=target)
+    today = timezone.localdate()
+    season = (
+        f"/dashboard/platforms/{lyon.pk}/?first_day={(today - timedelta(days=120)).isoformat()}"
+        f"&last_day={today.isoformat()}&unit=week&entity=machine"
+    )
     week = timezone.localdate() + timedelta(days=7 - timezone.localdate().weekday())
     fdm = MachineType.objects.get(slug="fdm-printer").pk
     first, last = week.isoformat(), (week + timedelta(days=6)).isoformat()
@@ -220,6 +250,24 @@ def main() -> None:
         ("company bookings", clients[admin.email], f"/organizations/{organization}/bookings/"),
         ("approvals", clients[manager.email], "/desk/approvals/"),
         ("maintenance", clients[manager.email], "/desk/maintenance/"),
+        ("desk: today", clients[manager.email], f"/desk/platforms/{lyon.pk}/today/"),
+        ("desk: machines", clients[manager.email], f"/desk/platforms/{lyon.pk}/machines/"),
+        (
+            "desk: machine policy",
+            clients[manager.email],
+            f"/desk/platforms/{lyon.pk}/machines/{mill.pk}/",
+        ),
+        ("desk: hours", clients[manager.email], f"/desk/platforms/{lyon.pk}/hours/"),
+        (
+            "desk: qualifications",
+            clients[manager.email],
+            f"/desk/platforms/{lyon.pk}/qualifications/",
+        ),
+        ("dashboard (5 weeks)", clients[manager.email], f"/dashboard/platforms/{lyon.pk}/"),
+        ("dashboard (4 months)", clients[manager.email], season),
+        ("dashboard, SME admin", clients[admin.email], season),
+        ("calendar feeds", clients[member.email], "/calendar-feeds/"),
+        ("email preferences", clients[member.email], "/email-preferences/"),
     ]
     timings = [(name, measure(client, url, runs)) for name, client, url in pages]
     # Only now: the test environment's template instrumentation (which gives the

@@ -22,11 +22,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing.bulk import fetch_rows, insert_rows
 from billing.models import (
     BillingRun,
     FundingAllocation,
@@ -49,6 +50,37 @@ BATCH = 2000
 Kind = UsageRecord.Kind
 # What a run compares between a stored record and the one it computes.
 COMPARED = ("description", "quantity", "unit", "unit_price", "vat_rate", "amount", "tariff_id")
+AMOUNT = COMPARED.index("amount")
+# Columns written for a new usage record, then the `fields` of bill_period.
+RECORD_FIELDS = (
+    "platform_id",
+    "period_start",
+    "invoice_id",
+    "consumable_use_id",
+    "excluded",
+    "created_at",
+    "updated_at",
+    "source",
+    "kind",
+    "organization_id",
+    "occurred_at",
+    "booking_id",
+    *COMPARED,
+)
+LINE_FIELDS = (
+    "invoice_id",
+    "kind",
+    "description",
+    "service_date",
+    "quantity",
+    "unit",
+    "unit_price",
+    "vat_rate",
+    "amount",
+    "usage_id",
+    "allocation_id",
+    "booking_id",
+)
 
 
 def month_bounds(month: date, tz) -> tuple[datetime, datetime]:
@@ -94,6 +126,8 @@ class _Pricer:
             )
         )
         self.problems: list[dict] = []
+        # (tariff id, minutes) → Priced: a month repeats the same few durations.
+        self.prices: dict[tuple[int, int], object] = {}
         # Translated once per run, not once per booking.
         self.text = {
             "time": _("%(machine)s, %(when)s (%(minutes)d min billed)"),
@@ -102,6 +136,13 @@ class _Pricer:
             Kind.NO_SHOW: _("No-show"),
             Kind.LATE_CANCELLATION: _("Late cancellation"),
         }
+
+    def price(self, minutes: int, tariff: Tariff):
+        key = (tariff.pk, minutes)
+        found = self.prices.get(key)
+        if found is None:
+            found = self.prices[key] = price_time(minutes, tariff)
+        return found
 
     def records(self, row) -> list[Wanted]:
         (pk, org, machine, machine_type, machine_name, start, end, status, late, inn, out) = row
@@ -131,14 +172,14 @@ class _Pricer:
             return []
         source = f"booking:{pk}"
         when = f"{local_start:%Y-%m-%d %H:%M}"
-        booked = price_time(elapsed_minutes(start, end), tariff)
+        booked = self.price(elapsed_minutes(start, end), tariff)
         common = {"organization_id": org, "booking_id": pk, "occurred_at": start}
         common["tariff_id"] = tariff.pk
         common["vat_rate"] = tariff.vat_rate
         if billable_as_time:
             used = booked
             if self.actual and inn and out:
-                used = price_time(elapsed_minutes(inn, out), tariff)
+                used = self.price(elapsed_minutes(inn, out), tariff)
             found = [
                 Wanted(
                     source,
@@ -250,21 +291,34 @@ def _audit_many(by: User | None, action: str, model, items: list[tuple[int, str,
     """One audit line per changed row, written in bulk (a run may change thousands)."""
     content_type = ContentType.objects.get_for_model(model)
     now = timezone.now()
-    AuditEvent.objects.bulk_create(
+    actor_id = by.pk if by and by.pk else None
+    email = by.email if by and by.pk else ""
+    insert_rows(
+        AuditEvent,
+        (
+            "created_at",
+            "actor_id",
+            "actor_email",
+            "action",
+            "target_type_id",
+            "target_id",
+            "target_repr",
+            "changes",
+        ),
         [
-            AuditEvent(
-                created_at=now,
-                actor=by if by and by.pk else None,
-                actor_email=by.email if by and by.pk else "",
-                action=action,
-                target_type=content_type,
-                target_id=str(pk),
-                target_repr=text[:200],
-                changes={k: jsonable(v) for k, v in changes.items()},
+            (
+                now,
+                actor_id,
+                email,
+                action,
+                content_type.pk,
+                str(pk),
+                text[:200],
+                {k: jsonable(v) for k, v in changes.items()},
             )
             for pk, text, changes in items
         ],
-        batch_size=BATCH,
+        ids=False,
     )
 
 
@@ -318,7 +372,7 @@ def bill_period(
         )
     )
     seen = 0
-    for row in bookings.iterator(chunk_size=BATCH):
+    for row in fetch_rows(bookings):
         seen += 1
         if progress and seen % 1000 == 0:
             progress(1000)
@@ -382,43 +436,42 @@ def bill_period(
             invoice_id,
             issued,
             excluded,
-            dict(zip(COMPARED, values, strict=True)),
+            tuple(values),
         )
-    to_create, to_update, changes, to_remove = [], [], [], []
+    to_create: list[tuple[Wanted, int]] = []
+    to_update, changes, to_remove = [], [], []
     fields = ("source", "kind", "organization_id", "occurred_at", "booking_id", *COMPARED)
     for key, item in wanted.items():
         invoice = drafts[item.organization_id]
         found = stored.get(key)
         if found is None:
-            to_create.append(
-                UsageRecord(
-                    platform=platform,
-                    period_start=month,
-                    invoice=invoice,
-                    consumable_use_id=item.consumable_use_id,
-                    **{f: getattr(item, f) for f in fields},
-                )
-            )
+            to_create.append((item, invoice.pk))
             continue
         pk, invoice_id, issued, excluded, values = found
         if issued:
             continue
-        diff = {f: [values[f], getattr(item, f)] for f in COMPARED if values[f] != getattr(item, f)}
-        if diff or invoice_id != invoice.pk:
-            usage = UsageRecord(
-                pk=pk,
-                platform=platform,
-                period_start=month,
-                invoice=invoice,
-                excluded=excluded,
-                updated_at=now,
-                **{f: getattr(item, f) for f in fields},
-            )
-            to_update.append(usage)
-            changes.append((pk, f"{item.source} {item.kind}", diff))
+        current = tuple(getattr(item, f) for f in COMPARED)
+        if current == values and invoice_id == invoice.pk:
+            continue
+        diff = {
+            f: [old, new]
+            for f, old, new in zip(COMPARED, values, current, strict=True)
+            if old != new
+        }
+        usage = UsageRecord(
+            pk=pk,
+            platform=platform,
+            period_start=month,
+            invoice=invoice,
+            excluded=excluded,
+            updated_at=now,
+            **{f: getattr(item, f) for f in fields},
+        )
+        to_update.append(usage)
+        changes.append((pk, f"{item.source} {item.kind}", diff))
     for key, (pk, _invoice_id, issued, _excluded, values) in stored.items():
         if key not in wanted and not issued:
-            to_remove.append((pk, f"{key[0]} {key[1]}", values["amount"]))
+            to_remove.append((pk, f"{key[0]} {key[1]}", values[AMOUNT]))
 
     if to_remove:
         removed_ids = [pk for pk, _name, _amount in to_remove]
@@ -434,15 +487,75 @@ def bill_period(
             UsageRecord,
             [(pk, name, {"amount": amount}) for pk, name, amount in to_remove],
         )
-    UsageRecord.objects.bulk_create(to_create, batch_size=BATCH)
+    # New records and their lines go in as plain tuples (billing/bulk.py): model
+    # instances for every row would cost more than the rest of the run.
+    postgres = connection.vendor == "postgresql"
+    created_ids = insert_rows(
+        UsageRecord,
+        RECORD_FIELDS,
+        [
+            (
+                platform.pk,
+                month,
+                invoice_id,
+                item.consumable_use_id,
+                False,
+                now,
+                now,
+                *(getattr(item, f) for f in fields),
+            )
+            for item, invoice_id in to_create
+        ],
+        ids=not postgres,
+    )
+    if postgres:
+        # The lines are copies of the records: PostgreSQL makes them from the rows
+        # just written (this run's `created_at`), in one statement, without sending
+        # them back and forth. Ids follow the records' order, as on SQLite.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""INSERT INTO billing_invoiceline ({", ".join(LINE_FIELDS)})
+                    SELECT u.invoice_id, u.kind, u.description,
+                           (u.occurred_at AT TIME ZONE %s)::date, u.quantity, u.unit,
+                           u.unit_price, u.vat_rate, u.amount, u.id, NULL, u.booking_id
+                    FROM billing_usagerecord u
+                    WHERE u.platform_id = %s AND u.period_start = %s AND u.created_at = %s
+                    ORDER BY u.id""",
+                [str(tz), platform.pk, month, now],
+            )
+            created = cursor.rowcount
+    else:
+        created = len(created_ids)
+        insert_rows(
+            InvoiceLine,
+            LINE_FIELDS,
+            [
+                (
+                    invoice_id,
+                    item.kind,
+                    item.description,
+                    item.occurred_at.astimezone(tz).date(),
+                    item.quantity,
+                    item.unit,
+                    item.unit_price,
+                    item.vat_rate,
+                    item.amount,
+                    usage_id,
+                    None,
+                    item.booking_id,
+                )
+                for (item, invoice_id), usage_id in zip(to_create, created_ids, strict=True)
+            ],
+        )
+    if created != len(to_create):  # a record without its line would be lost on the invoice
+        raise RuntimeError(f"{len(to_create)} usage records added but {created} lines")
     if to_update:
         UsageRecord.objects.bulk_update(
             to_update, [*COMPARED, "invoice", "updated_at"], batch_size=BATCH
         )
         _audit_many(by, "usagerecord.update", UsageRecord, changes)
 
-    # Lines follow their records: new records get one, changed ones are rewritten.
-    InvoiceLine.objects.bulk_create([_line_for(u, tz) for u in to_create], batch_size=BATCH)
+    # Changed records' lines are rewritten (or added back, unless an accountant removed them).
     if to_update:
         updated_ids = [u.pk for u in to_update]
         lines = {
@@ -470,10 +583,14 @@ def bill_period(
 
     # 5. Totals; drafts left without lines go.
     draft_ids = [d.pk for d in drafts.values()]
+    # Summed per invoice and rate in SQL: vat_breakdown adds the sums as it would the lines.
     per_invoice = defaultdict(list)
-    for invoice_id, rate, amount in InvoiceLine.objects.filter(
-        invoice_id__in=draft_ids
-    ).values_list("invoice_id", "vat_rate", "amount"):
+    for invoice_id, rate, amount in (
+        InvoiceLine.objects.filter(invoice_id__in=draft_ids)
+        .order_by()
+        .values_list("invoice_id", "vat_rate")
+        .annotate(total=Sum("amount"))
+    ):
         per_invoice[invoice_id].append((rate, amount))
     empty = [d for d in drafts.values() if d.pk not in per_invoice]
     if empty:
@@ -526,19 +643,30 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
     draft_ids = [d.pk for d in drafts.values()]
     usages = {
         row[0]: row
-        for row in UsageRecord.objects.filter(
-            invoice_id__in=draft_ids, kind=Kind.MACHINE_TIME, excluded=False
-        )
-        .order_by("occurred_at", "pk")
-        .values_list(
-            "pk", "organization_id", "occurred_at", "amount", "vat_rate", "booking_id", "invoice_id"
+        for row in fetch_rows(
+            UsageRecord.objects.filter(
+                invoice_id__in=draft_ids, kind=Kind.MACHINE_TIME, excluded=False
+            )
+            .order_by("occurred_at", "pk")
+            .values_list(
+                "pk",
+                "organization_id",
+                "occurred_at",
+                "amount",
+                "vat_rate",
+                "booking_id",
+                "invoice_id",
+            )
         )
     }
+    # usage id → (allocation id, programme id, amount), as plain values.
     stored = {
-        allocation.usage_id: allocation
-        for allocation in FundingAllocation.objects.filter(
+        usage_id: (pk, programme_id, amount)
+        for pk, usage_id, programme_id, amount in FundingAllocation.objects.filter(
             usage__invoice_id__in=draft_ids, usage__platform=platform
-        ).order_by()
+        )
+        .order_by()
+        .values_list("pk", "usage_id", "programme_id", "amount")
     }
     if not programmes and not stored:
         return {}
@@ -571,48 +699,90 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
             break  # one programme per record: never funded twice
 
     to_create, to_update, to_delete = [], [], []
-    for usage_id, allocation in stored.items():
+    for usage_id, (allocation_id, _programme_id, _amount) in stored.items():
         if usage_id not in wanted:
-            to_delete.append(allocation.pk)
+            to_delete.append(allocation_id)
     for usage_id, (programme, amount) in wanted.items():
-        allocation = stored.get(usage_id)
-        if allocation is None:
-            to_create.append(
-                FundingAllocation(programme=programme, usage_id=usage_id, amount=amount)
+        found = stored.get(usage_id)
+        if found is None:
+            to_create.append((usage_id, programme, amount))
+        elif found[2] != amount or found[1] != programme.pk:
+            to_update.append(
+                FundingAllocation(
+                    pk=found[0], usage_id=usage_id, programme=programme, amount=amount
+                )
             )
-        elif allocation.amount != amount or allocation.programme_id != programme.pk:
-            allocation.amount, allocation.programme = amount, programme
-            to_update.append(allocation)
     if to_delete:
         InvoiceLine.objects.filter(allocation_id__in=to_delete).delete()
         FundingAllocation.objects.filter(pk__in=to_delete).delete()
-    FundingAllocation.objects.bulk_create(to_create, batch_size=BATCH)
+    now = timezone.now()
+    postgres = connection.vendor == "postgresql"
+    created_ids = insert_rows(
+        FundingAllocation,
+        ("programme_id", "usage_id", "amount", "created_at"),
+        [(programme.pk, usage_id, amount, now) for usage_id, programme, amount in to_create],
+        ids=not postgres,
+    )
     FundingAllocation.objects.bulk_update(to_update, ["amount", "programme"], batch_size=BATCH)
 
     text = _("Funded by %(programme)s (%(share)s %% of machine time)")
-    by_pk = {p.pk: p for p in programmes}
+    descriptions = {
+        p.pk: text % {"programme": p.name, "share": f"{p.share * 100:.4g}"} for p in programmes
+    }
 
-    def line(allocation: FundingAllocation) -> InvoiceLine:
-        _pk, _org, occurred_at, _amount, vat_rate, booking_id, invoice_id = usages[
-            allocation.usage_id
-        ]
-        programme = by_pk[allocation.programme_id]
-        return InvoiceLine(
-            invoice_id=invoice_id,
-            kind=InvoiceLine.Kind.FUNDING,
-            description=text
-            % {"programme": programme.name, "share": f"{programme.share * 100:.4g}"},
-            service_date=occurred_at.astimezone(tz).date(),
-            quantity=Decimal(1),
-            unit="unit",
-            unit_price=-allocation.amount,
-            vat_rate=vat_rate,
-            amount=-allocation.amount,
-            allocation=allocation,
-            booking_id=booking_id,
+    def line(allocation_id: int, usage_id: int, programme, amount: Decimal) -> tuple:
+        """The allocation's line, as LINE_FIELDS."""
+        _pk, _org, occurred_at, _amount, vat_rate, booking_id, invoice_id = usages[usage_id]
+        return (
+            invoice_id,
+            InvoiceLine.Kind.FUNDING,
+            descriptions[programme.pk],
+            occurred_at.astimezone(tz).date(),
+            Decimal(1),
+            "unit",
+            -amount,
+            vat_rate,
+            -amount,
+            None,
+            allocation_id,
+            booking_id,
         )
 
-    InvoiceLine.objects.bulk_create([line(a) for a in to_create], batch_size=BATCH)
+    if postgres and to_create:
+        # As for the records' lines: made in the database from the allocations just
+        # written (this call's `created_at`) and their records.
+        whens = " ".join("WHEN %s THEN %s" for _p in descriptions)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""INSERT INTO billing_invoiceline ({", ".join(LINE_FIELDS)})
+                    SELECT u.invoice_id, %s, CASE a.programme_id {whens} END,
+                           (u.occurred_at AT TIME ZONE %s)::date, 1, 'unit', -a.amount,
+                           u.vat_rate, -a.amount, NULL, a.id, u.booking_id
+                    FROM billing_fundingallocation a
+                    JOIN billing_usagerecord u ON u.id = a.usage_id
+                    WHERE a.created_at = %s AND a.programme_id = ANY(%s)
+                    ORDER BY a.id""",
+                [
+                    InvoiceLine.Kind.FUNDING.value,
+                    *(x for item in descriptions.items() for x in item),
+                    str(tz),
+                    now,
+                    list(descriptions),
+                ],
+            )
+            if cursor.rowcount != len(to_create):
+                raise RuntimeError(f"{len(to_create)} allocations but {cursor.rowcount} lines")
+    else:
+        insert_rows(
+            InvoiceLine,
+            LINE_FIELDS,
+            [
+                line(allocation_id, usage_id, programme, amount)
+                for allocation_id, (usage_id, programme, amount) in zip(
+                    created_ids, to_create, strict=True
+                )
+            ],
+        )
     if to_update:
         lines = {
             ln.allocation_id: ln
@@ -620,7 +790,20 @@ def _fund(platform: Platform, month: date, tz, drafts: dict, closed: set) -> dic
         }
         rewritten, added = [], []
         for allocation in to_update:
-            fresh = line(allocation)
+            fresh = InvoiceLine(
+                **dict(
+                    zip(
+                        LINE_FIELDS,
+                        line(
+                            allocation.pk,
+                            allocation.usage_id,
+                            allocation.programme,
+                            allocation.amount,
+                        ),
+                        strict=True,
+                    )
+                )
+            )
             if allocation.pk in lines:
                 fresh.pk = lines[allocation.pk].pk
                 rewritten.append(fresh)

@@ -4,9 +4,10 @@
 A table has one row per group (machine, machine type, organization or platform,
 and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
-query for bookings and one for refused requests, whatever the number of machines
-or bookings; available hours come from opening hours, closures and maintenance
-windows, loaded with three queries and combined per machine and period in Python.
+query for bookings, one for their lead-time percentiles and one for refused
+requests, whatever the number of machines or bookings; available hours come
+from opening hours, closures and maintenance windows, loaded with three queries
+and combined per machine and period in Python.
 
 Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
 
@@ -26,8 +27,9 @@ Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
 - no_show_rate = no-shows / bookings whose outcome is known (checked in,
   completed or no-show).
 - late_cancellation_rate = late cancellations / (bookings + cancellations).
-- lead time: from a booking's creation to its start: average hours, and counts
-  under 1 day, 1-7 days, 7-30 days, 30 days and more.
+- lead time: from a booking's creation to its start: average hours, median and
+  90th percentile (continuous: interpolated between the two nearest bookings, as
+  percentile_cont), and counts under 1 day, 1-7 days, 7-30 days, 30 days and more.
 - demand refused: requests refused for a conflict, for broken rules, and pending
   bookings rejected by a manager (booking/refusals.py), by the period of the
   requested start; refused_hours is the time they asked for.
@@ -38,11 +40,14 @@ Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
 - revenue: from billing, once it registers a source (register_revenue); null
   until then.
 
-Peak hours (peak_hours()): booked hours per local weekday and hour, next to the
-available hours of those hours, cut on UTC hours (exact for zones whose offsets
-are whole hours, i.e. every European one).
+Peak hours (peak_hours()): a week × hour heatmap. Each local hour of the period
+falls in a cell (weekday, hour) of the platform's week; a cell has the booked
+and available hours of all its hours, and occupancy = booked / available. Cut
+on the platform's local hours, across changes of the clocks and in zones whose
+offset is not a whole number of hours; booked seconds are summed in SQL.
 """
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -57,7 +62,7 @@ from django.utils.translation import gettext as _
 
 from booking.models import Booking
 from booking.rules import merged_spans
-from booking.selectors import _Calendar, _merged, _subtract, _wall_to_utc
+from booking.selectors import Interval, _Calendar, _merged, _wall_to_utc
 from booking.services import CHECK_IN_OPENS_BEFORE
 from core.errors import Forbidden
 from core.models import Organization
@@ -82,6 +87,7 @@ BOOKED = (
     Booking.Status.COMPLETED,
     Booking.Status.NO_SHOW,
 )
+BOOKED_SQL = ", ".join(f"'{s}'" for s in BOOKED)
 # Lead-time bounds, in days: under 1, 1 to 7, 7 to 30, 30 and more.
 LEAD_BOUNDS_DAYS = (1, 7, 30)
 # A booking lasts at most 14 days (Machine.max_duration_minutes); bookings that
@@ -110,6 +116,8 @@ METRIC_COLUMNS = [
     "late_cancellations",
     "late_cancellation_rate",
     "lead_time_avg_hours",
+    "lead_time_p50_hours",
+    "lead_time_p90_hours",
     "lead_time_under_1d",
     "lead_time_1d_to_7d",
     "lead_time_7d_to_30d",
@@ -180,9 +188,9 @@ def _seconds(intervals: Iterable[tuple[datetime, datetime]]) -> float:
 class _Capacity:
     """Opening hours of platforms per bucket, and the maintenance of machines."""
 
-    open: dict[int, list[list[tuple[datetime, datetime]]]]  # platform -> per bucket
-    maintenance: dict[int, list[tuple[datetime, datetime]]]  # machine -> merged
-    _plain: dict[int, list[float]] = field(default_factory=dict)
+    open: dict[int, list[list[Interval]]]  # platform -> per bucket
+    maintenance: dict[int, list[Interval]]  # machine -> merged
+    _flat: dict[int, tuple] = field(default_factory=dict)
 
     @classmethod
     def load(cls, platforms, machine_ids: QuerySet, periods, utc_by_tz) -> "_Capacity":
@@ -217,21 +225,40 @@ class _Capacity:
             windows[machine_id].append((s, e))
         return cls(opened, {pk: _merged(v) for pk, v in windows.items()})
 
+    def _platform(self, platform_id: int) -> tuple:
+        """A platform's open intervals in one sorted list, their ends, their buckets,
+        and its open seconds per bucket (what a machine without maintenance has)."""
+        if platform_id not in self._flat:
+            per_bucket = self.open[platform_id]
+            spans = [(s, e, idx) for idx, found in enumerate(per_bucket) for s, e in found]
+            plain = [_seconds(found) for found in per_bucket]
+            self._flat[platform_id] = (spans, [e for _s, e, _i in spans], plain)
+        return self._flat[platform_id]
+
+    def closed_for_maintenance(self, machine: dict) -> Iterable[tuple[int, datetime, datetime]]:
+        """(bucket, start, end): where `machine`'s maintenance falls in opening hours.
+        Bisected: the cost grows with its maintenance windows, not with the period."""
+        spans, ends, _plain = self._platform(machine["platform_id"])
+        for start, end in self.maintenance.get(machine["id"], ()):
+            i = bisect_right(ends, start)  # the first open interval ending after `start`
+            while i < len(spans) and spans[i][0] < end:
+                s, e, idx = spans[i]
+                if max(s, start) < min(e, end):
+                    yield idx, max(s, start), min(e, end)
+                i += 1
+
     def seconds(self, machine: dict) -> list[float]:
-        """Available seconds of `machine` in each bucket."""
+        """Available seconds of `machine` in each bucket: its platform's opening
+        hours, minus its maintenance within them."""
+        _spans, _ends, plain = self._platform(machine["platform_id"])
         if not machine["is_active"]:
-            return [0.0] * len(self.open[machine["platform_id"]])
-        maintenance = self.maintenance.get(machine["id"])
-        if maintenance:
-            return [
-                _seconds(_subtract(spans, maintenance))
-                for spans in self.open[machine["platform_id"]]
-            ]
-        if machine["platform_id"] not in self._plain:  # machines without maintenance share it
-            self._plain[machine["platform_id"]] = [
-                _seconds(spans) for spans in self.open[machine["platform_id"]]
-            ]
-        return self._plain[machine["platform_id"]]
+            return [0.0] * len(plain)
+        if machine["id"] not in self.maintenance:
+            return plain  # shared by the machines without maintenance: not to be changed
+        found = list(plain)
+        for idx, s, e in self.closed_for_maintenance(machine):
+            found[idx] -= (e - s).total_seconds()
+        return found
 
 
 # --- SQL ------------------------------------------------------------------------------------
@@ -256,13 +283,15 @@ def _adapt(moment: datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _values_cte(utc_by_tz: dict[str, list[tuple[datetime, datetime]]]) -> tuple[str, list]:
-    """The buckets as a table k(tz, idx, ks, ke): one row per time zone and bucket."""
+def _values_cte(utc_by_tz: dict[str, list[Interval]], *, seconds: bool = True) -> tuple[str, list]:
+    """The buckets as a table k(tz, idx, ks, ke): one row per time zone and bucket,
+    their bounds in seconds since 1970 (or as date-times)."""
     rows, params = [], []
     for tz, periods in utc_by_tz.items():
         for idx, (s, e) in enumerate(periods):
             rows.append("(%s, %s, %s, %s)")
-            params += [tz, idx, _adapt(s), _adapt(e)]
+            bounds = (s.timestamp(), e.timestamp()) if seconds else (_adapt(s), _adapt(e))
+            params += [tz, idx, *bounds]
     return f"k(tz, idx, ks, ke) AS (VALUES {', '.join(rows)})", params
 
 
@@ -282,127 +311,341 @@ DIMENSION_SQL = {
 }
 
 
-def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
-    """One query: the additive figures of bookings per group and bucket.
+def _epoch(moment: str) -> str:
+    """Seconds since 1970 (UTC) of a date-time expression, as a float."""
+    if connection.vendor == "postgresql":
+        return f"date_part('epoch', {moment})"
+    # julianday() reads SQLite's text date-times to the millisecond, as a float that
+    # misses by ~0.05 ms: rounded, an instant on a bucket's edge stays on it.
+    return f"ROUND((julianday({moment}) - 2440587.5) * 86400.0, 3)"
 
-    The inner query reads each booking once, with what the sums need; each is then
-    paired with the buckets it meets. On PostgreSQL, width_bucket() finds the first
-    and last of them and the pairs are an equality join (a booking meets one or two
-    buckets, not all of them); SQLite compares it with every bucket of its zone."""
-    postgres = connection.vendor == "postgresql"
+
+def _bookings_sql(
+    scope: "_Scope", columns: list[str], *, booked_only: bool = False, extra=()
+) -> tuple[str, list]:
+    """SELECT `columns` FROM the scope's bookings that may meet its period, and
+    `extra` conditions ([(condition, its params)]), as (sql, params of the FROM and WHERE
+    clauses: those of `columns` go before them). `b` is the booking, `m` its
+    machine and `p` its platform when needed."""
     several_zones = len(scope.utc_by_tz) > 1
-    cte, cte_params = _values_cte(scope.utc_by_tz)
-    hull_start = _least("b.start", "COALESCE(b.checked_in_at, b.start)")
-    hull_end = _greatest(B_END, f"COALESCE(b.checked_out_at, {B_END})")
-    columns = [f"{DIMENSION_SQL[g].format(t='b')} AS g{i}" for i, g in enumerate(scope.entities)]
-    columns += [
-        # One zone (every platform of a label, usually): no need to read it per row.
-        "p.timezone AS tz" if several_zones else "%s AS tz",
-        "b.status AS st",
-        "b.late_cancellation AS late",
-        "b.start AS s",
-        f"{B_END} AS e",
-        "b.checked_in_at AS ci",
-        # Under way without a check-out: used until its end or now, whichever first.
-        f"COALESCE(b.checked_out_at, {_least(B_END, '%s')}) AS co",
-        f"{_sql_seconds('b.start', 'b.created_at')} AS lead",
-        f"{hull_start} AS hs",
-        f"{hull_end} AS he",
-    ]
-    inner_params = ([] if several_zones else [next(iter(scope.utc_by_tz))]) + [_adapt(now)]
-    if postgres:
-        first, last, arrays = [], [], []
-        for tz, periods in scope.utc_by_tz.items():
-            first.append(f"WHEN %s THEN width_bucket({hull_start}, %s::timestamptz[])")
-            last.append(
-                f"WHEN %s THEN width_bucket({hull_end} - interval '1 microsecond', "
-                "%s::timestamptz[])"
-            )
-            arrays.append([tz, [s for s, _e in periods] + [periods[-1][1]]])
-        count = len(scope.periods)
-        zone = "p.timezone" if several_zones else "%s"
-        columns.append(f"GREATEST((CASE {zone} {' '.join(first)} END) - 1, 0) AS sb")
-        columns.append(f"LEAST((CASE {zone} {' '.join(last)} END) - 1, {count - 1}) AS eb")
-        cases = [v for pair in arrays for v in pair]
-        inner_params += ([] if several_zones else [arrays[0][0]]) + cases
-        inner_params += ([] if several_zones else [arrays[0][0]]) + cases
-        pairing = (
-            "CROSS JOIN LATERAL generate_series(x.sb, x.eb) AS n(i) "
-            "JOIN k ON k.tz = x.tz AND k.idx = n.i"
-        )
-    else:
-        pairing = "JOIN k ON k.tz = x.tz AND k.ks < x.he AND k.ke > x.hs"
-    machines_sql, machines_params = _subquery(scope.machines)
+    machines_sql, params = _subquery(scope.machines)
     where = [f"b.machine_id IN ({machines_sql})", "b.start < %s", "b.start >= %s"]
-    inner_params += [
-        *machines_params,
+    params += [
         _adapt(scope.utc_end + CHECK_IN_OPENS_BEFORE),
         _adapt(scope.utc_start - LOOKBACK),
     ]
+    if booked_only:
+        where.append(f"b.status IN ({BOOKED_SQL})")
     if scope.organizations is not None:
         orgs_sql, orgs_params = _subquery(scope.organizations)
         where.append(f"b.organization_id IN ({orgs_sql})")
-        inner_params += orgs_params
+        params += orgs_params
+    for condition, condition_params in extra:
+        where.append(condition)
+        params += condition_params
     joins = ""
     if several_zones or {"machine_type", "platform"} & set(scope.entities):
         joins += " JOIN equipment_machine m ON m.id = b.machine_id"
     if several_zones:
         joins += " JOIN equipment_platform p ON p.id = m.platform_id"
-    inner = f"SELECT {', '.join(columns)} FROM booking_booking b{joins} WHERE {' AND '.join(where)}"
+    sql = f"SELECT {', '.join(columns)} FROM booking_booking b{joins} WHERE {' AND '.join(where)}"
+    return sql, params
 
-    booked = "x.st IN (" + ", ".join(f"'{s}'" for s in BOOKED) + ")"
-    starts = f"x.s >= k.ks AND x.s < k.ke AND {booked}"
-    started = "x.s >= k.ks AND x.s < k.ke"
-    b0, b1, b2 = (d * 86400 for d in LEAD_BOUNDS_DAYS)
-    sums = {
-        "booked_s": f"SUM({_sql_seconds(_least('x.e', 'k.ke'), _greatest('x.s', 'k.ks'))}) "
-        f"FILTER (WHERE {booked} AND x.s < k.ke AND x.e > k.ks)",
-        "used_s": f"SUM({_sql_seconds(_least('x.co', 'k.ke'), _greatest('x.ci', 'k.ks'))}) "
-        "FILTER (WHERE x.ci IS NOT NULL AND x.ci < k.ke AND x.co > k.ks AND x.co > x.ci)",
-        "bookings": f"COUNT(*) FILTER (WHERE {starts})",
-        "no_shows": f"COUNT(*) FILTER (WHERE {started} AND x.st = 'no_show')",
-        "outcomes": f"COUNT(*) FILTER (WHERE {started} AND (x.st IN ('completed', 'no_show') "
-        "OR (x.st = 'confirmed' AND x.ci IS NOT NULL)))",
-        "cancellations": f"COUNT(*) FILTER (WHERE {started} AND x.st = 'cancelled')",
-        "late_cancellations": f"COUNT(*) FILTER (WHERE {started} AND x.st = 'cancelled' "
-        "AND x.late)",
-        "lead_s": f"SUM(x.lead) FILTER (WHERE {starts})",
-        "lead_0": f"COUNT(*) FILTER (WHERE {starts} AND x.lead < {b0})",
-        "lead_1": f"COUNT(*) FILTER (WHERE {starts} AND x.lead >= {b0} AND x.lead < {b1})",
-        "lead_2": f"COUNT(*) FILTER (WHERE {starts} AND x.lead >= {b1} AND x.lead < {b2})",
-        "lead_3": f"COUNT(*) FILTER (WHERE {starts} AND x.lead >= {b2})",
+
+def _per_zone(values: dict[str, object], cast: str = "") -> tuple[str, list]:
+    """An expression worth values[tz] in each booking's time zone, and its
+    parameters; one zone (every platform of a label, usually) needs no CASE."""
+    if len(values) == 1:
+        return f"%s{cast}", [next(iter(values.values()))]
+    cases = " ".join(f"WHEN %s THEN %s{cast}" for _tz in values)
+    return f"(CASE p.timezone {cases} END)", [v for pair in values.items() for v in pair]
+
+
+def _bounds(scope: "_Scope", convert=lambda moment: moment.timestamp()) -> dict[str, list]:
+    """Per time zone, the first instant of each bucket and the end of the last one."""
+    return {
+        tz: [convert(s) for s, _e in periods] + [convert(periods[-1][1])]
+        for tz, periods in scope.utc_by_tz.items()
     }
-    group = [*(f"x.g{i}" for i in range(len(scope.entities))), "k.idx"]
-    sql = (
-        f"WITH {cte} SELECT {', '.join(group)}, {', '.join(sums.values())}"
-        f" FROM ({inner}) x {pairing} GROUP BY {', '.join(group)}"
+
+
+def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
+    """One query: the additive figures of bookings per group and bucket.
+
+    Each booking counts in the bucket of its start; its booked and used time is
+    cut to each bucket it meets, its "hull" (from the earlier of start and
+    check-in to the later of end and check-out) telling which. The sums over
+    bookings paired with buckets compare and subtract seconds since 1970 (floats),
+    read once per booking. SQLite pairs each booking with every bucket of its zone
+    that it meets. On PostgreSQL, most bookings (shorter than a bucket) lie within
+    one: they are summed whole, by the bucket that width_bucket() finds, with no
+    pairing or cutting; only the others are paired, by generate_series() from
+    their first bucket to their last."""
+    hull_start = _least("b.start", "COALESCE(b.checked_in_at, b.start)")
+    hull_end = _greatest(B_END, f"COALESCE(b.checked_out_at, {B_END})")
+    # Under way without a check-out: used until its end or now, whichever first.
+    used_until = f"COALESCE(b.checked_out_at, {_least(B_END, '%s')})"
+    dims = [f"{DIMENSION_SQL[g].format(t='b')} AS g{i}" for i, g in enumerate(scope.entities)]
+    group = [f"g{i}" for i in range(len(scope.entities))]
+    columns = [
+        *dims,
+        f"b.status IN ({BOOKED_SQL}) AS booked",
+        "b.status = 'no_show' AS no_show",
+        "(b.status IN ('completed', 'no_show') OR (b.status = 'confirmed' "
+        "AND b.checked_in_at IS NOT NULL)) AS outcome",
+        "b.status = 'cancelled' AS cancelled",
+        "(b.status = 'cancelled' AND b.late_cancellation) AS late",
+        f"{_epoch('b.start')} AS s",
+        f"{_epoch(B_END)} AS e",
+        f"{_epoch('b.checked_in_at')} AS ci",
+        f"{_epoch(used_until)} AS co",
+        f"{_epoch('b.start')} - {_epoch('b.created_at')} AS lead",
+    ]
+    columns_params = [_adapt(now)]
+    b0, b1, b2 = (d * 86400 for d in LEAD_BOUNDS_DAYS)
+
+    def cut(ks: str, ke: str) -> list[str]:
+        """The sums (BOOKING_SUMS) over bookings paired with a bucket [ks, ke)."""
+        starts = f"x.s >= {ks} AND x.s < {ke}"
+        return [
+            f"SUM({_least('x.e', ke)} - {_greatest('x.s', ks)}) "
+            f"FILTER (WHERE x.booked AND x.s < {ke} AND x.e > {ks})",
+            f"SUM({_least('x.co', ke)} - {_greatest('x.ci', ks)}) "
+            f"FILTER (WHERE x.ci IS NOT NULL AND x.ci < {ke} AND x.co > {ks} AND x.co > x.ci)",
+            f"COUNT(*) FILTER (WHERE x.booked AND {starts})",
+            f"COUNT(*) FILTER (WHERE x.no_show AND {starts})",
+            f"COUNT(*) FILTER (WHERE x.outcome AND {starts})",
+            f"COUNT(*) FILTER (WHERE x.cancelled AND {starts})",
+            f"COUNT(*) FILTER (WHERE x.late AND {starts})",
+            f"SUM(x.lead) FILTER (WHERE x.booked AND {starts})",
+            f"COUNT(*) FILTER (WHERE x.booked AND {starts} AND x.lead < {b0})",
+            f"COUNT(*) FILTER (WHERE x.booked AND {starts} AND x.lead >= {b0} AND x.lead < {b1})",
+            f"COUNT(*) FILTER (WHERE x.booked AND {starts} AND x.lead >= {b1} AND x.lead < {b2})",
+            f"COUNT(*) FILTER (WHERE x.booked AND {starts} AND x.lead >= {b2})",
+        ]
+
+    if connection.vendor != "postgresql":
+        zone, zone_params = _per_zone({tz: tz for tz in scope.utc_by_tz})
+        inner, inner_params = _bookings_sql(
+            scope,
+            [*columns, f"{zone} AS tz", f"{_epoch(hull_start)} AS hs", f"{_epoch(hull_end)} AS he"],
+        )
+        cte, cte_params = _values_cte(scope.utc_by_tz)
+        keys = ", ".join([*(f"x.{g}" for g in group), "k.idx"])
+        sql = (
+            f"WITH {cte} SELECT {keys}, {', '.join(cut('k.ks', 'k.ke'))}"
+            f" FROM ({inner}) x JOIN k ON k.tz = x.tz AND k.ks < x.he AND k.ke > x.hs"
+            f" GROUP BY {keys}"
+        )
+        return _summed(sql, [*cte_params, *columns_params, *zone_params, *inner_params], group)
+
+    # PostgreSQL. First every booking starting in the period, summed whole in the
+    # bucket of its start: all the counts are right, and so are the hours of the
+    # bookings that stay within that bucket (most of them). Then, for the others
+    # (their hull crosses a bucket's bound), the hours cut to each bucket of the
+    # period they meet, minus what the first part put in the bucket of their start.
+    # width_bucket(): 0 before the first bound, i within the i-th bucket.
+    stamps, stamps_params = _per_zone(_bounds(scope, lambda moment: moment), "::timestamptz[]")
+    seconds, seconds_params = _per_zone(_bounds(scope), "::float8[]")
+    booked = f"b.status IN ({BOOKED_SQL})"
+    lead = "b.start - b.created_at"
+    d0, d1, d2 = (f"interval '{d} days'" for d in LEAD_BOUNDS_DAYS)
+    whole = [
+        f"date_part('epoch', SUM({B_END} - b.start) FILTER (WHERE {booked}))",
+        f"date_part('epoch', SUM({used_until} - b.checked_in_at) "
+        f"FILTER (WHERE b.checked_in_at IS NOT NULL AND {used_until} > b.checked_in_at))",
+        f"COUNT(*) FILTER (WHERE {booked})",
+        "COUNT(*) FILTER (WHERE b.status = 'no_show')",
+        "COUNT(*) FILTER (WHERE b.status IN ('completed', 'no_show') "
+        "OR (b.status = 'confirmed' AND b.checked_in_at IS NOT NULL))",
+        "COUNT(*) FILTER (WHERE b.status = 'cancelled')",
+        "COUNT(*) FILTER (WHERE b.status = 'cancelled' AND b.late_cancellation)",
+        f"date_part('epoch', SUM({lead}) FILTER (WHERE {booked}))",
+        # Counted below each bound (one comparison a booking), told apart in Python.
+        f"COUNT(*) FILTER (WHERE {booked} AND {lead} < {d0})",
+        f"COUNT(*) FILTER (WHERE {booked} AND {lead} < {d1})",
+        f"COUNT(*) FILTER (WHERE {booked} AND {lead} < {d2})",
+        "NULL",
+    ]
+    # Plain bounds on the start (the planner can estimate them): a zone whose
+    # period starts later or ends earlier gets buckets out of range, left out below.
+    started, started_params = _bookings_sql(
+        scope,
+        [*dims, f"width_bucket(b.start, {stamps}) - 1 AS idx", *whole],
+        extra=[
+            ("b.start >= %s AND b.start < %s", [_adapt(scope.utc_start), _adapt(scope.utc_end)])
+        ],
     )
-    with _without_jit(), connection.cursor() as cursor:
-        cursor.execute(sql, [*cte_params, *inner_params])
-        return {
-            tuple(row[: len(group)]): {
-                name: float(value or 0) for name, value in zip(sums, row[len(group) :], strict=True)
-            }
-            for row in cursor.fetchall()
-        }
+    started_params = [*stamps_params, _adapt(now), _adapt(now), *started_params]
+
+    count = len(scope.periods)
+    first = f"width_bucket({hull_start}, {stamps})"
+    last = f"width_bucket({hull_end} - interval '1 microsecond', {stamps})"
+    crossing, crossing_params = _bookings_sql(
+        scope,
+        [
+            *columns,
+            f"{seconds} AS bounds",
+            f"GREATEST({first} - 1, 0) AS fb",
+            f"LEAST({last} - 1, {count - 1}) AS lb",
+        ],
+        extra=[(f"{first} <> {last}", [*stamps_params, *stamps_params])],
+    )
+    crossing_params = [
+        *columns_params,
+        *seconds_params,
+        *stamps_params,
+        *stamps_params,
+        *crossing_params,
+    ]
+    ks, ke = "x.bounds[x.idx + 1]", "x.bounds[x.idx + 2]"
+    starts = f"x.s >= {ks} AND x.s < {ke}"
+    cut_sums = cut(ks, ke)
+    corrections = [
+        f"COALESCE({cut_sums[0]}, 0) - COALESCE(SUM(x.e - x.s) FILTER (WHERE x.booked AND "
+        f"{starts}), 0)",
+        f"COALESCE({cut_sums[1]}, 0) - COALESCE(SUM(x.co - x.ci) FILTER (WHERE "
+        f"x.ci IS NOT NULL AND x.co > x.ci AND {starts}), 0)",
+        *(["0"] * (len(BOOKING_SUMS) - 2)),
+    ]
+    keys = ", ".join([*group, "idx"])
+    sql = (
+        f"{started} GROUP BY {keys} UNION ALL SELECT {keys}, {', '.join(corrections)}"
+        f" FROM (SELECT y.*, generate_series(y.fb, y.lb) AS idx FROM ({crossing}) y) x"
+        f" GROUP BY {keys}"
+    )
+    found = _summed(sql, [*started_params, *crossing_params], group)
+    for sums in found.values():  # cumulative lead-time counts, and the last one
+        below_1, below_2, below_3 = sums["lead_0"], sums["lead_1"], sums["lead_2"]
+        sums["lead_1"], sums["lead_2"] = below_2 - below_1, below_3 - below_2
+        sums["lead_3"] = sums["bookings"] - below_3
+    return {key: sums for key, sums in found.items() if 0 <= key[-1] < count}
+
+
+# The figures _booking_sums() answers, in the order of its sums.
+BOOKING_SUMS = [
+    "booked_s",
+    "used_s",
+    "bookings",
+    "no_shows",
+    "outcomes",
+    "cancellations",
+    "late_cancellations",
+    "lead_s",
+    "lead_0",
+    "lead_1",
+    "lead_2",
+    "lead_3",
+]
+
+
+def _summed(sql: str, params: list, group: list[str]) -> dict[tuple, dict]:
+    """{(group values..., bucket): {BOOKING_SUMS}}, adding rows with the same key."""
+    found: dict[tuple, dict] = {}
+    width = len(group) + 1
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for row in cursor.fetchall():
+            sums = found.setdefault(tuple(row[:width]), dict.fromkeys(BOOKING_SUMS, 0.0))
+            for name, value in zip(BOOKING_SUMS, row[width:], strict=True):
+                sums[name] += float(value or 0)
+    return found
+
+
+# Lead-time percentiles: non-additive, so computed per row and over the whole table.
+LEAD_QUANTILES = (0.5, 0.9)
+TOTAL = "total"
+
+
+def _lead_percentiles(scope: "_Scope") -> dict:
+    """One query: the quantiles LEAD_QUANTILES of the lead time, in seconds, of the
+    bookings per group and bucket of their start, and of all of them (key TOTAL).
+    Continuous, as percentile_cont: between the two nearest bookings, interpolated."""
+    dims = [f"{DIMENSION_SQL[g].format(t='b')} AS g{i}" for i, g in enumerate(scope.entities)]
+    names = [f"g{i}" for i in range(len(scope.entities))]
+    keys = ", ".join([*names, "idx"])
+    lead = f"{_epoch('b.start')} - {_epoch('b.created_at')} AS lead"
+    if connection.vendor == "postgresql":
+        bounds, params = _per_zone(_bounds(scope, convert=lambda moment: moment), "::timestamptz[]")
+        # Plain bounds on the start, which the planner estimates; with several zones,
+        # each zone's own period is then found by its buckets.
+        inner, inner_params = _bookings_sql(
+            scope,
+            [
+                *dims,
+                # Seconds: floats sort faster than intervals.
+                "date_part('epoch', b.start - b.created_at) AS lead",
+                f"width_bucket(b.start, {bounds}) - 1 AS idx",
+            ],
+            booked_only=True,
+            extra=[
+                ("b.start >= %s AND b.start < %s", [_adapt(scope.utc_start), _adapt(scope.utc_end)])
+            ],
+        )
+        in_range = (
+            f"idx >= 0 AND idx < {len(scope.periods)}" if len(scope.utc_by_tz) > 1 else "TRUE"
+        )
+        quantiles = ", ".join(str(q) for q in LEAD_QUANTILES)
+        picked = ", ".join(f"q[{n + 1}]" for n in range(len(LEAD_QUANTILES)))
+        sql = (
+            f"SELECT total, {keys}, {picked} FROM (SELECT GROUPING(idx) AS total, {keys},"
+            f" percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY lead) AS q"
+            f" FROM ({inner}) x WHERE {in_range} GROUP BY GROUPING SETS (({keys}), ())) z"
+        )
+        params += inner_params
+    else:
+        # Portable: rank the leads of each group (window functions), then weigh the
+        # two ranks around each quantile's position as percentile_cont does.
+        cte, cte_params = _values_cte(scope.utc_by_tz)
+        zone, zone_params = _per_zone({tz: tz for tz in scope.utc_by_tz})
+        inner, inner_params = _bookings_sql(
+            scope, [*dims, lead, f"{_epoch('b.start')} AS s", f"{zone} AS tz"], booked_only=True
+        )
+        weighted = []
+        for q in LEAD_QUANTILES:
+            position = f"({q} * top)"
+            low = f"CAST({position} AS INTEGER)"
+            weighted.append(
+                f"SUM(CASE WHEN rn = {low} THEN lead * (1 - ({position} - {low})) "
+                f"WHEN rn = {low} + 1 THEN lead * ({position} - {low}) ELSE 0 END)"
+            )
+        every = ", ".join(["1", *(["NULL"] * len(names)), "NULL", "lead"])
+        within = f"PARTITION BY total, {keys}"
+        sql = (
+            f"WITH {cte}, l AS (SELECT {', '.join([*('x.' + n for n in names), 'k.idx', 'x.lead'])}"
+            f" FROM ({inner}) x JOIN k ON k.tz = x.tz AND x.s >= k.ks AND x.s < k.ke),"
+            f" w AS (SELECT 0 AS total, {keys}, lead FROM l UNION ALL SELECT {every} FROM l),"
+            f" r AS (SELECT w.*, ROW_NUMBER() OVER ({within} ORDER BY lead) - 1 AS rn,"
+            f" COUNT(*) OVER ({within}) - 1 AS top FROM w)"
+            f" SELECT total, {keys}, {', '.join(weighted)} FROM r GROUP BY total, {keys}"
+        )
+        params = [*cte_params, *zone_params, *inner_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    width = len(names) + 2
+    return {TOTAL if row[0] else tuple(row[1:width]): list(row[width:]) for row in rows}
 
 
 @contextmanager
-def _without_jit():
-    """PostgreSQL overestimates the rows of generate_series() and compiles the
-    query (JIT): ~60 ms spent before a query that runs in less. Off for this
-    transaction only."""
+def _tuned():
+    """For the queries over bookings, on PostgreSQL, in a transaction of their own:
+    no JIT, since the planner overestimates the rows of generate_series() and
+    would spend ~60 ms compiling a query that runs in less; and the memory to sort
+    a year of bookings without writing them to disk."""
     if connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true)"
+        )
         yield
 
 
 def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
     """One query: refused demand per group and bucket of the requested start."""
-    cte, params = _values_cte(scope.utc_by_tz)
+    cte, params = _values_cte(scope.utc_by_tz, seconds=False)
     dims = [DIMENSION_SQL[g].format(t="r") for g in scope.entities]
     sums = {
         "refused_conflicts": "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
@@ -412,8 +655,8 @@ def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
         "ELSE 0 END",
     }
     machines_sql, machines_params = _subquery(scope.machines)
-    where = [f"r.machine_id IN ({machines_sql})"]
-    where_params = list(machines_params)
+    where = [f"r.machine_id IN ({machines_sql})", "r.start >= %s", "r.start < %s"]
+    where_params = [*machines_params, _adapt(scope.utc_start), _adapt(scope.utc_end)]
     if scope.organizations is not None:
         orgs_sql, orgs_params = _subquery(scope.organizations)
         where.append(f"r.organization_id IN ({orgs_sql})")
@@ -501,8 +744,10 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600, 2)
 
 
-def _metrics(sums: dict, period_booked_s: float, revenue) -> dict:
-    """The published metrics of one row, from its additive figures."""
+def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -> dict:
+    """The published metrics of one row, from its additive figures and its lead
+    time's quantiles in seconds (LEAD_QUANTILES; none without bookings)."""
+    p50, p90 = lead_quantiles or (None, None)
     return {
         "available_hours": _hours(sums["available_s"]),
         "booked_hours": _hours(sums["booked_s"]),
@@ -521,6 +766,8 @@ def _metrics(sums: dict, period_booked_s: float, revenue) -> dict:
         "lead_time_avg_hours": (
             _hours(sums["lead_s"] / sums["bookings"]) if sums["bookings"] else None
         ),
+        "lead_time_p50_hours": None if p50 is None else _hours(p50),
+        "lead_time_p90_hours": None if p90 is None else _hours(p90),
         "lead_time_under_1d": int(sums["lead_0"]),
         "lead_time_1d_to_7d": int(sums["lead_1"]),
         "lead_time_7d_to_30d": int(sums["lead_2"]),
@@ -548,8 +795,8 @@ def utilisation(
     grouped by at most one entity of ENTITY_GROUPS and one unit of TIME_GROUPS.
     `organizations`: count only these organizations' bookings and requests.
 
-    Queries: machines, machine types or platforms' names, opening hours,
-    closures, maintenance, bookings, refused requests (and organizations' names):
+    Queries: machines, machine types or platforms' names, opening hours, closures,
+    maintenance, bookings, lead times, refused requests (and organizations' names):
     the same number whatever the number of machines or bookings."""
     now = now or timezone.now()
     group_by = list(group_by)
@@ -566,7 +813,7 @@ def utilisation(
         )
     )
     if not platforms or not periods:
-        return _assemble(scope, machine_rows, {}, {}, {}, None)
+        return _assemble(scope, machine_rows, {}, {}, {}, {}, None)
 
     capacity = _Capacity.load(scope.platforms, machines.values("pk"), periods, scope.utc_by_tz)
     entity = entities[0] if entities else None
@@ -581,7 +828,9 @@ def utilisation(
         for idx, seconds in enumerate(capacity.seconds(machine)):
             available[(value, idx)] += seconds
 
-    booking_sums = _booking_sums(scope, now)
+    with _tuned():
+        booking_sums = _booking_sums(scope, now)
+        lead_quantiles = _lead_percentiles(scope)
     refusal_sums = _refusal_sums(scope)
     revenue = None
     if _revenue_source is not None:
@@ -595,10 +844,14 @@ def utilisation(
             ],
             group_by=group_by,
         )
-    return _assemble(scope, machine_rows, available, booking_sums, refusal_sums, revenue)
+    return _assemble(
+        scope, machine_rows, available, booking_sums, refusal_sums, lead_quantiles, revenue
+    )
 
 
-def _assemble(scope, machine_rows, available, booking_sums, refusal_sums, revenue) -> Table:
+def _assemble(
+    scope, machine_rows, available, booking_sums, refusal_sums, lead_quantiles, revenue
+) -> Table:
     entity = scope.entities[0] if scope.entities else None
     # The rows: every machine, type or platform counted (even idle), every
     # organization with activity (or that the view is restricted to), every period.
@@ -630,12 +883,12 @@ def _assemble(scope, machine_rows, available, booking_sums, refusal_sums, revenu
         *METRIC_COLUMNS,
     ]
 
+    nothing = dict.fromkeys(ADDITIVE, 0.0)
+
     def figures(value, idx) -> dict:
-        sums = dict.fromkeys(ADDITIVE, 0.0)
         key = (value, idx) if entity else (idx,)
-        for source in (booking_sums, refusal_sums):
-            for name, amount in source.get(key, {}).items():
-                sums[name] += amount
+        # Bookings and refusals sum different figures: the one completes the other.
+        sums = {**nothing, **booking_sums.get(key, {}), **refusal_sums.get(key, {})}
         capacity_key = None if entity == "organization" else value
         sums["available_s"] = available.get((capacity_key, idx), 0.0)
         return sums
@@ -659,7 +912,8 @@ def _assemble(scope, machine_rows, available, booking_sums, refusal_sums, revenu
                 row["period_end"] = following.isoformat()
             key = (*([value] if entity else []), *([idx] if scope.unit else []))
             money = revenue.get(key) if revenue is not None else None
-            row.update(_metrics(sums, booked_by_period[idx], money))
+            quantiles = lead_quantiles.get((value, idx) if entity else (idx,))
+            row.update(_metrics(sums, booked_by_period[idx], money, quantiles))
             rows.append(row)
     if scope.unit and entity:  # by period, then by entity: what a chart over time reads
         order = {value: n for n, value in enumerate(values)}
@@ -672,8 +926,187 @@ def _assemble(scope, machine_rows, available, booking_sums, refusal_sums, revenu
                 total[name] += sums[name]
     total["available_s"] = sum(available.values())
     total_revenue = sum(revenue.values()) if revenue else None
-    totals = _metrics(total, total["booked_s"], total_revenue)
+    totals = _metrics(total, total["booked_s"], total_revenue, lead_quantiles.get(TOTAL))
     return Table(list(scope.entities) + ([scope.unit] if scope.unit else []), columns, rows, totals)
+
+
+# --- Peak hours: a week × hour heatmap -------------------------------------------------------
+# Each local hour of the period falls in a cell (weekday, hour) of the platform's
+# week; a cell sums the booked and the available seconds of all its hours. Local
+# time is UTC plus the zone's offset, which is constant between two changes of the
+# clocks: the period is cut there (_offsets), and within each piece an instant's
+# local hour is its shifted seconds since 1970 divided by 3600, whatever the offset
+# (a half-hour zone's hours start at half past, UTC). On the Sunday the clocks go
+# forward, its 02:00 cell gets nothing; when they go back, it gets two hours.
+
+WEEK_HOURS = 7 * 24
+# 1 January 1970, where the seconds start, was a Thursday: the local hour n since
+# then falls in cell (n + 3 × 24) mod 168, that is weekday × 24 + hour (Monday 0).
+THURSDAY_HOURS = 3 * 24
+HEATMAP_COLUMNS = ["weekday", "hour", "booked_hours", "available_hours", "occupancy"]
+
+
+@dataclass
+class Heatmap:
+    """`rows`: one per cell, Monday 00:00 first (weekday 0 is Monday; hours are
+    the platform's local hours); `totals`: the same figures over the whole week."""
+
+    columns: list[str]
+    rows: list[dict]
+    totals: dict
+
+
+def _offsets(tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, datetime, int]]:
+    """[start, end) cut where `tz`'s UTC offset changes: (from, to, offset in seconds).
+    The clocks change at most a few times a year, never twice in a day."""
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(tz).utcoffset().total_seconds())
+
+    found, since, current = [], start, offset(start)
+    probe = start
+    while probe < end:
+        following = min(probe + timedelta(days=1), end)
+        if offset(following) != current:
+            # The change happens in (probe, following]: find its second.
+            low, high = int(probe.timestamp()), int(following.timestamp())
+            while high - low > 1:
+                middle = (low + high) // 2
+                if offset(datetime.fromtimestamp(middle, UTC)) == current:
+                    low = middle
+                else:
+                    high = middle
+            change = datetime.fromtimestamp(high, UTC)
+            found.append((since, change, current))
+            since, current = change, offset(change)
+        probe = following
+    if since < end:
+        found.append((since, end, current))
+    return found
+
+
+def _cells(intervals: Iterable[Interval], offsets) -> list[float]:
+    """Seconds of `intervals` (UTC) in each cell of the local week (as the SQL in
+    _booked_cells() cuts bookings)."""
+    cells = [0.0] * WEEK_HOURS
+    for start, end in intervals:
+        for since, until, offset in offsets:
+            if start >= until or end <= since:
+                continue
+            low = max(start, since).timestamp() + offset
+            high = min(end, until).timestamp() + offset
+            hour = int(low // 3600)
+            while hour * 3600 < high:
+                piece = min(high, (hour + 1) * 3600) - max(low, hour * 3600)
+                cells[(hour + THURSDAY_HOURS) % WEEK_HOURS] += piece
+                hour += 1
+    return cells
+
+
+def _booked_cells(scope: "_Scope", offsets) -> list[float]:
+    """One query: the booked seconds (as booked_hours counts them) of the scope's
+    bookings in each cell of the local week, without expanding a booking into its
+    hours. Cut at the changes of the clocks and shifted to local seconds u (counted
+    from a Monday 00:00), a piece [u1, u2) of a booking puts G_c(u2) - G_c(u1) in
+    cell c, where G_c(u) = 3600 × (weeks before u) + the part of hour c of u's week
+    before u: 3600 if u's hour (of the week) is after c, u's seconds into that hour
+    if it is c, 0 before. So the query only sums, per pair (hour of u1, hour of
+    u2): the pieces, their seconds into those hours and the weeks they span; the
+    cells are added up from those here."""
+    rows, params = [], []
+    for since, until, offset in offsets:
+        rows.append("(%s, %s, %s)")
+        # Monday 5 January 1970 00:00, local, is where u counts from.
+        params += [_adapt(since), _adapt(until), offset - 4 * 86400]
+    zones = f"z(zs, ze, off) AS (VALUES {', '.join(rows)})"
+    inner, inner_params = _bookings_sql(
+        scope,
+        ["b.start AS s", f"{B_END} AS e"],
+        booked_only=True,
+        extra=[(f"{B_END} > %s", [_adapt(scope.utc_start)])],
+    )
+    week = 7 * 86400
+    floor = "floor({})" if connection.vendor == "postgresql" else "CAST({} AS INTEGER)"
+    sql = (
+        f"WITH {zones} SELECT h1, h2, COUNT(*), SUM(r1 - 3600 * h1), SUM(r2 - 3600 * h2),"
+        " SUM(w2 - w1) FROM ("
+        f" SELECT w1, w2, r1, r2, {floor.format('r1 / 3600')} AS h1,"
+        f" {floor.format('r2 / 3600')} AS h2 FROM ("
+        f" SELECT w1, w2, u1 - {week} * w1 AS r1, u2 - {week} * w2 AS r2 FROM ("
+        f" SELECT u1, u2, {floor.format(f'u1 / {week}')} AS w1,"
+        f" {floor.format(f'u2 / {week}')} AS w2 FROM ("
+        f" SELECT {_epoch(_greatest('x.s', 'z.zs'))} + z.off AS u1,"
+        f" {_epoch(_least('x.e', 'z.ze'))} + z.off AS u2"
+        f" FROM ({inner}) x JOIN z ON x.s < z.ze AND x.e > z.zs) p) q) r) t"
+        " GROUP BY h1, h2"
+    )
+    everywhere = 0.0
+    ends_after = [0.0] * (WEEK_HOURS + 1)  # by hour of the week: pieces ending after it…
+    starts_after = [0.0] * (WEEK_HOURS + 1)  # …and starting after it, times 3600
+    cells = [0.0] * WEEK_HOURS
+    with _tuned(), connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *inner_params])
+        for h1, h2, count, into_1, into_2, weeks in cursor.fetchall():
+            h1, h2 = int(h1), int(h2)
+            everywhere += 3600 * float(weeks)
+            ends_after[h2] += 3600 * count
+            starts_after[h1] += 3600 * count
+            cells[h2] += float(into_2)
+            cells[h1] -= float(into_1)
+    later_ends = later_starts = 0.0
+    for cell in range(WEEK_HOURS - 1, -1, -1):
+        cells[cell] += everywhere + later_ends - later_starts
+        later_ends += ends_after[cell]
+        later_starts += starts_after[cell]
+    return cells
+
+
+def peak_hours(
+    *,
+    platform: Platform,
+    machines: QuerySet,
+    start: date,
+    end: date,
+    organizations: QuerySet | None = None,
+) -> Heatmap:
+    """The week × hour heatmap of `machines` (a Machine queryset of `platform`,
+    already narrowed to what the caller may see) over the local days [start, end):
+    in each cell, the booked hours (as booked_hours: pending, confirmed, completed
+    and no-show bookings, cut to the cell), the available hours (as
+    available_hours) and occupancy = booked / available (null without available
+    hours). `organizations`: count only these organizations' bookings.
+
+    Queries: machines, opening hours, closures, maintenance, bookings: the same
+    number whatever the number of machines or bookings."""
+    scope = _Scope([platform], machines, organizations, [], None, [(start, end)])
+    period = scope.utc_by_tz[platform.timezone][0]
+    offsets = _offsets(platform.tzinfo, *period)
+    machine_rows = list(machines.values("id", "platform_id", "is_active"))
+    capacity = _Capacity.load([platform], machines.values("pk"), scope.periods, scope.utc_by_tz)
+    plain = _cells(capacity.open[platform.pk][0], offsets)
+    available = [0.0] * WEEK_HOURS
+    for machine in machine_rows:
+        if not machine["is_active"]:
+            continue
+        closed = _cells(
+            ((s, e) for _idx, s, e in capacity.closed_for_maintenance(machine)), offsets
+        )
+        for cell in range(WEEK_HOURS):
+            available[cell] += plain[cell] - closed[cell]
+    booked = _booked_cells(scope, offsets)
+
+    def figures(booked_s: float, available_s: float) -> dict:
+        return {
+            "booked_hours": _hours(booked_s),
+            "available_hours": _hours(available_s),
+            "occupancy": _ratio(booked_s, available_s),
+        }
+
+    rows = [
+        {"weekday": cell // 24, "hour": cell % 24, **figures(booked[cell], available[cell])}
+        for cell in range(WEEK_HOURS)
+    ]
+    return Heatmap(list(HEATMAP_COLUMNS), rows, figures(sum(booked), sum(available)))
 
 
 # --- Who sees what -------------------------------------------------------------------------

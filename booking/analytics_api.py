@@ -2,6 +2,8 @@
 
 - GET /api/v1/platforms/{id}/utilisation/?start=…&end=…&group_by=…&machine=…
   &machine_type=…&organization=…
+- GET /api/v1/platforms/{id}/utilisation/heatmap/?start=…&end=…&machine=…
+  &machine_type=…&organization=… (peak hours: a week × hour table)
 - GET /api/v1/labels/{id}/utilisation/?start=…&end=…&group_by=…&platform=…
   &machine=…&machine_type=…
 
@@ -65,7 +67,7 @@ class XLSXRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         workbook = Workbook()
         sheet = workbook.active
-        sheet.title = "utilisation"
+        sheet.title = getattr((renderer_context or {}).get("view"), "file_stem", "utilisation")
         sheet.append(data["columns"])
         for row in data["rows"]:
             sheet.append([row.get(column) for column in data["columns"]])
@@ -127,6 +129,12 @@ class UtilisationQuerySerializer(serializers.Serializer):
         return data
 
 
+class HeatmapQuerySerializer(UtilisationQuerySerializer):
+    """The period and filters of the platform's table; a heatmap is not grouped."""
+
+    group_by = None
+
+
 class LabelUtilisationQuerySerializer(UtilisationQuerySerializer):
     """A label's programme view never names SMEs: no organization grouping or filter."""
 
@@ -164,6 +172,12 @@ class MetricsSerializer(serializers.Serializer):
     late_cancellations = serializers.IntegerField()
     late_cancellation_rate = serializers.FloatField(allow_null=True)
     lead_time_avg_hours = serializers.FloatField(allow_null=True)
+    lead_time_p50_hours = serializers.FloatField(
+        allow_null=True, help_text="Median lead time (interpolated, as percentile_cont)."
+    )
+    lead_time_p90_hours = serializers.FloatField(
+        allow_null=True, help_text="90th percentile of the lead time (interpolated)."
+    )
     lead_time_under_1d = serializers.IntegerField()
     lead_time_1d_to_7d = serializers.IntegerField()
     lead_time_7d_to_30d = serializers.IntegerField()
@@ -218,6 +232,33 @@ class LabelUtilisationSerializer(TableSerializer):
     )
 
 
+class HeatmapFiguresSerializer(serializers.Serializer):
+    booked_hours = serializers.FloatField()
+    available_hours = serializers.FloatField()
+    occupancy = serializers.FloatField(
+        allow_null=True, help_text="booked / available hours; null without available hours."
+    )
+
+
+class HeatmapCellSerializer(HeatmapFiguresSerializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 is Monday.")
+    hour = serializers.IntegerField(min_value=0, max_value=23, help_text="Local hour.")
+
+
+class PlatformHeatmapSerializer(serializers.Serializer):
+    platform = serializers.IntegerField()
+    timezone = serializers.CharField(help_text="Weekdays and hours are local to this zone.")
+    start = serializers.DateField()
+    end = serializers.DateField()
+    columns = serializers.ListField(
+        child=serializers.CharField(), help_text="The rows' keys, in order (the CSV header)."
+    )
+    rows = HeatmapCellSerializer(
+        many=True, help_text="168 cells: Monday 00:00 first, then by weekday and hour."
+    )
+    totals = HeatmapFiguresSerializer(help_text="The same figures over the whole week.")
+
+
 def _responses(json_serializer) -> dict:
     return {
         (200, "application/json"): json_serializer,
@@ -236,6 +277,7 @@ class _UtilisationView(generics.GenericAPIView):
     pagination_class = None
     renderer_classes = [JSONRenderer, CSVRenderer, XLSXRenderer]
     query_serializer = UtilisationQuerySerializer
+    file_stem = "utilisation"
 
     def finalize_response(self, request, response, *args, **kwargs):
         data = getattr(response, "data", None)
@@ -246,7 +288,7 @@ class _UtilisationView(generics.GenericAPIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         renderer = getattr(request, "accepted_renderer", None)
         if response.status_code == 200 and isinstance(renderer, CSVRenderer | XLSXRenderer):
-            name = f"utilisation-{self.kwargs.get('pk')}.{renderer.format}"
+            name = f"{self.file_stem}-{self.kwargs.get('pk')}.{renderer.format}"
             response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
@@ -302,18 +344,10 @@ class PlatformUtilisationView(_UtilisationView):
         366), grouped as asked. Platform staff see every SME's bookings; an SME
         administrator sees only its own organizations'. 403 for other people of
         the platform."""
-        platform = self.get_object()
-        audience = analytics.platform_audience(request.user, platform)
-        data = self.query()
-        organizations = audience.organizations
-        if "organization" in data:
-            chosen = Organization.objects.filter(pk=data["organization"])
-            if organizations is not None:
-                chosen = chosen.filter(pk__in=organizations.values("pk"))
-            organizations = chosen
+        platform, machines, organizations, data = self.scope()
         table = analytics.utilisation(
             platforms=[platform],
-            machines=self.narrowed(audience.machines, data),
+            machines=machines,
             start=data["start"],
             end=data["end"],
             group_by=data["group_by"],
@@ -322,6 +356,55 @@ class PlatformUtilisationView(_UtilisationView):
         )
         body = {"platform": platform.pk, "timezone": platform.timezone, **self.body(table, data)}
         return Response(body)
+
+    def scope(self):
+        """The platform, the machines and organizations whose usage the caller may
+        see there (narrowed by the filters), and the validated query."""
+        platform = self.get_object()
+        audience = analytics.platform_audience(self.request.user, platform)
+        data = self.query()
+        organizations = audience.organizations
+        if "organization" in data:
+            chosen = Organization.objects.filter(pk=data["organization"])
+            if organizations is not None:
+                chosen = chosen.filter(pk__in=organizations.values("pk"))
+            organizations = chosen
+        return platform, self.narrowed(audience.machines, data), organizations, data
+
+
+class PlatformHeatmapView(PlatformUtilisationView):
+    query_serializer = HeatmapQuerySerializer
+    file_stem = "heatmap"
+
+    @extend_schema(
+        operation_id="platforms_utilisation_heatmap",
+        parameters=[HeatmapQuerySerializer, FORMAT_PARAMETER],
+        responses=_responses(PlatformHeatmapSerializer),
+    )
+    def get(self, request, *args, **kwargs):
+        """Peak hours: a week × local hour heatmap of a platform's machines over local
+        days [start, end) (at most 366): in each of the 168 cells, the booked and
+        available hours of every such hour of the period, and occupancy. Same
+        filters and audience as the utilisation table."""
+        platform, machines, organizations, data = self.scope()
+        heatmap = analytics.peak_hours(
+            platform=platform,
+            machines=machines,
+            start=data["start"],
+            end=data["end"],
+            organizations=organizations,
+        )
+        return Response(
+            {
+                "platform": platform.pk,
+                "timezone": platform.timezone,
+                "start": data["start"],
+                "end": data["end"],
+                "columns": heatmap.columns,
+                "rows": heatmap.rows,
+                "totals": heatmap.totals,
+            }
+        )
 
 
 class LabelUtilisationView(_UtilisationView):

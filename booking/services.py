@@ -389,6 +389,36 @@ def check_out(*, booking: Booking, by: User) -> Booking:
     return booking
 
 
+@transaction.atomic
+def mark_no_show(*, booking: Booking, by: User) -> Booking:
+    """The desk marks one booking a no-show once its grace period has passed
+    without a check-in (mark_no_shows does the same for all, unattended). Only
+    the platform's managers and operators: the SME would not say it of itself."""
+    booking = _locked(booking)
+    if not (
+        by.is_superuser
+        or PlatformStaff.objects.filter(
+            user=by, platform_id=booking.machine.platform_id, role__in=BOOKING_STAFF_ROLES
+        ).exists()
+    ):
+        raise Forbidden(_("Only the platform's managers and operators may mark a no-show."))
+    _require_status(booking, Booking.Status.CONFIRMED)
+    if booking.checked_in_at:
+        raise Conflict(_("This booking is already checked in."), code="already_checked_in")
+    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
+    if timezone.now() < booking.start + grace:
+        raise Conflict(
+            _("A no-show can be marked once the grace period after the start has passed."),
+            code="too_early_for_no_show",
+        )
+    booking.status = Booking.Status.NO_SHOW
+    booking.sequence += 1
+    booking.save(update_fields=["status", "sequence", "updated_at"])
+    record(actor=by, action="booking.no_show", target=booking)
+    notifications.notify_no_show(booking)  # as when mark_no_shows finds it
+    return booking
+
+
 def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
     """Confirmed bookings nobody checked in within their platform's grace period
     become no-shows, which frees the rest of their slot. Idempotent: a booking is

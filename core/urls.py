@@ -73,6 +73,11 @@ api_v1 = [
         name="platform-utilisation",
     ),
     re_path(
+        r"^platforms/(?P<pk>[^/.]+)/utilisation/heatmap/$",
+        analytics_api.PlatformHeatmapView.as_view(),
+        name="platform-utilisation-heatmap",
+    ),
+    re_path(
         r"^labels/(?P<pk>[^/.]+)/utilisation/$",
         analytics_api.LabelUtilisationView.as_view(),
         name="label-utilisation",

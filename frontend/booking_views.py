@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -399,6 +399,8 @@ def _booking_or_404(request, pk) -> Booking:
 
 @login_required
 def booking(request, pk):
+    """The booking, and its move form; a clash offers the next free slots of the
+    same length on the same machine, one click to move there (in place with htmx)."""
     booking = _booking_or_404(request, pk)
     platform = booking.machine.platform
     form = MoveForm(
@@ -406,7 +408,7 @@ def booking(request, pk):
         tz=platform.tzinfo,
         initial=PeriodForm.initial_for(booking.start, booking.end, platform.tzinfo),
     )
-    conflicts = None
+    conflicts = suggestions = None
     if request.method == "POST" and form.is_valid():
         try:
             services.move_booking(
@@ -419,19 +421,31 @@ def booking(request, pk):
             form.add_problems(refusal.problems)
         except BookingConflict as conflict:
             conflicts = conflict.conflicts
+            # A move stays on its machine: only that machine's free slots are offered.
+            suggestions = (conflict.suggestions or {}).get("same_machine") or []
         except DomainError as error:
             form.add_error(None, error.message)
         else:
             messages.success(request, _("Booking moved."))
-            return redirect("booking", pk=booking.pk)
+            target = reverse("booking", args=[booking.pk])
+            if _is_htmx(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = target
+                return response
+            return redirect(target)
     booking.actions = actions(booking, timezone.now())
     status = 400 if request.method == "POST" else 200
-    return render(
-        request,
-        "frontend/booking.html",
-        {"booking": booking, "form": form, "conflicts": conflicts, "platform": platform},
-        status=status,
-    )
+    context = {
+        "booking": booking,
+        "form": form,
+        "conflicts": conflicts,
+        "suggestions": suggestions,
+        "platform": platform,
+    }
+    if _is_htmx(request) and request.method == "POST":
+        # htmx swaps 4xx answers only when told to; the panel is a normal answer.
+        return render(request, "frontend/bookings/_move_panel.html", context)
+    return render(request, "frontend/booking.html", context, status=status)
 
 
 @login_required

@@ -10,7 +10,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from core.models import Membership
-from equipment.models import Label, MachineType, Platform
+from equipment.models import Label, Machine, MachineType, OpeningHours, Platform
 from frontend.templatetags.fabpool import minutes_as_duration
 
 # Which field of the booking form a broken booking rule is about (booking/rules.py
@@ -246,3 +246,82 @@ class MaintenanceForm(PeriodForm):
         if machine is not None:
             self.tz = machine.platform.tzinfo
         return super().clean()
+
+
+# --- The platform desk -------------------------------------------------------------------
+
+
+MACHINE_POLICY_FIELDS = [
+    "min_duration_minutes",
+    "max_duration_minutes",
+    "granularity_minutes",
+    "buffer_after_minutes",
+    "min_notice_minutes",
+    "booking_horizon_days",
+    "qualification_required",
+    "approval_required",
+]
+
+
+class MachinePolicyForm(forms.ModelForm):
+    """The booking policy of a machine. Only parses: equipment/services.py
+    validates the whole row (model rules) and writes."""
+
+    class Meta:
+        model = Machine
+        fields = ["name", "description", *MACHINE_POLICY_FIELDS]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def _post_clean(self):
+        pass  # the service runs full_clean; errors come back on the fields
+
+
+class OpeningHoursForm(forms.Form):
+    weekday = forms.TypedChoiceField(
+        label=_("Day"), coerce=int, choices=OpeningHours.Weekday.choices
+    )
+    opens_at = forms.TimeField(label=_("Opens at"), widget=TimeInput(attrs={"step": 60}))
+    closes_at = forms.TimeField(label=_("Closes at"), widget=TimeInput(attrs={"step": 60}))
+
+
+class ClosureForm(forms.Form):
+    start_date = forms.DateField(label=_("First day"), widget=DateInput())
+    end_date = forms.DateField(
+        label=_("Last day"),
+        widget=DateInput(),
+        required=False,
+        help_text=_("Leave empty for a single day."),
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=200, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start_date") and not data.get("end_date"):
+            data["end_date"] = data["start_date"]
+        return data
+
+
+class GrantForm(forms.Form):
+    qualification = forms.ModelChoiceField(label=_("Qualification"), queryset=None)
+    email = forms.EmailField(
+        label=_("Person's email address"),
+        max_length=254,
+        help_text=_("Someone from an organization that books on this platform."),
+    )
+    granted_on = forms.DateField(label=_("Granted on"), widget=DateInput())
+    expires_on = forms.DateField(label=_("Expires on"), widget=DateInput(), required=False)
+
+    def __init__(self, *args, qualifications, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["qualification"].queryset = qualifications
+
+    def clean(self):
+        data = super().clean()
+        granted, expires = data.get("granted_on"), data.get("expires_on")
+        if granted and expires and expires < granted:
+            self.add_error("expires_on", _("It cannot expire before it is granted."))
+        return data
+
+
+class ExpiryForm(forms.Form):
+    expires_on = forms.DateField(label=_("Expires on"), widget=DateInput(), required=False)

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from frontend import booking_views, desk_views, org_views, views
+from frontend import (
+    booking_views,
+    dashboard_views,
+    desk_views,
+    feed_views,
+    org_views,
+    platform_views,
+    preference_views,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -39,4 +48,72 @@ urlpatterns = [
     path("desk/bookings/<int:pk>/approve/", desk_views.approve, name="desk-approve"),
     path("desk/bookings/<int:pk>/reject/", desk_views.reject, name="desk-reject"),
     path("desk/maintenance/", desk_views.maintenance, name="desk-maintenance"),
+    # One platform's desk: /desk/<page>/ opens the first platform the user staffs.
+    path("calendar-feeds/", feed_views.calendar_feeds, name="calendar-feeds"),
+    path("calendar-feeds/<int:pk>/rename/", feed_views.rename_feed, name="calendar-feed-rename"),
+    path("calendar-feeds/<int:pk>/revoke/", feed_views.revoke_feed, name="calendar-feed-revoke"),
+    path("email-preferences/", preference_views.email_preferences, name="email-preferences"),
+    path("dashboard/", dashboard_views.dashboard_index, name="dashboard-index"),
+    path("dashboard/platforms/<int:pk>/", dashboard_views.dashboard, name="dashboard"),
+    path("desk/today/", platform_views.today_index, name="desk-today-index"),
+    path("desk/platforms/<int:pk>/today/", platform_views.today, name="desk-today"),
+    path(
+        "desk/platforms/<int:pk>/bookings/<int:booking_pk>/check-in/",
+        platform_views.board_check_in,
+        name="desk-check-in",
+    ),
+    path(
+        "desk/platforms/<int:pk>/bookings/<int:booking_pk>/check-out/",
+        platform_views.board_check_out,
+        name="desk-check-out",
+    ),
+    path(
+        "desk/platforms/<int:pk>/bookings/<int:booking_pk>/no-show/",
+        platform_views.board_no_show,
+        name="desk-no-show",
+    ),
+    path("desk/machines/", platform_views.machines_index, name="desk-machines-index"),
+    path("desk/platforms/<int:pk>/machines/", platform_views.machines, name="desk-machines"),
+    path(
+        "desk/platforms/<int:pk>/machines/<int:machine_pk>/",
+        platform_views.machine_edit,
+        name="desk-machine-edit",
+    ),
+    path(
+        "desk/platforms/<int:pk>/machines/<int:machine_pk>/retire/",
+        platform_views.machine_retire,
+        name="desk-machine-retire",
+    ),
+    path("desk/hours/", platform_views.hours_index, name="desk-hours-index"),
+    path("desk/platforms/<int:pk>/hours/", platform_views.hours, name="desk-hours"),
+    path(
+        "desk/platforms/<int:pk>/hours/<int:hours_pk>/delete/",
+        platform_views.hours_delete,
+        name="desk-hours-delete",
+    ),
+    path(
+        "desk/platforms/<int:pk>/closures/<int:closure_pk>/delete/",
+        platform_views.closure_delete,
+        name="desk-closure-delete",
+    ),
+    path(
+        "desk/qualifications/",
+        platform_views.qualifications_index,
+        name="desk-qualifications-index",
+    ),
+    path(
+        "desk/platforms/<int:pk>/qualifications/",
+        platform_views.qualifications,
+        name="desk-qualifications",
+    ),
+    path(
+        "desk/platforms/<int:pk>/grants/<int:grant_pk>/expiry/",
+        platform_views.grant_expiry,
+        name="desk-grant-expiry",
+    ),
+    path(
+        "desk/platforms/<int:pk>/grants/<int:grant_pk>/revoke/",
+        platform_views.grant_revoke,
+        name="desk-grant-revoke",
+    ),
 ]

@@ -1267,12 +1267,14 @@ def test_only_the_invited_address_can_accept(api, world):
 # (tests/booking/test_analytics_api.py checks what it contains); the other SME
 # people see the platform but not its utilisation (403). A label's view is for
 # the managers of its platforms. Labels are public, so a refused label view is a 403.
+# The peak-hours heatmap has the platform table's audience.
 
 # fmt: off
-#   view                   outsider  member  admin  acct   manager  oper  acct   super  foreign
+#   view                            outsider member admin acct manager oper acct super foreign
 UTILISATION_MATRIX = [
-    ("platforms",          404,      403,    200,   403,   200,     200,  200,   200,   404),
-    ("labels",             403,      403,    403,   403,   200,     403,  403,   200,   403),
+    ("platforms/utilisation",          404,     403,   200,  403, 200,    200, 200, 200,  404),
+    ("platforms/utilisation/heatmap",  404,     403,   200,  403, 200,    200, 200, 200,  404),
+    ("labels/utilisation",             403,     403,   403,  403, 200,    403, 403, 200,  403),
 ]
 # fmt: on
 
@@ -1280,7 +1282,8 @@ UTILISATION_MATRIX = [
 @pytest.mark.parametrize("row", UTILISATION_MATRIX, ids=[row[0] for row in UTILISATION_MATRIX])
 def test_utilisation_matrix(api, world, row):
     """ "foreign": platform B, or a label only platform B carries."""
-    endpoint, *own, foreign = row
+    view, *own, foreign = row
+    endpoint, suffix = view.split("/", 1)
     own_label, foreign_label = world.labels
     world.a.platform.labels.add(own_label)
     world.b.platform.labels.add(foreign_label)
@@ -1293,7 +1296,7 @@ def test_utilisation_matrix(api, world, row):
     for role, own_status in zip(ROLES, own, strict=True):
         expected[role] = (own_status, own_status if role == "superuser" else foreign)
         login(api, world, role)
-        responses = [api.get(f"{API}/{endpoint}/{pk}/utilisation/", period) for pk in ids]
+        responses = [api.get(f"{API}/{endpoint}/{pk}/{suffix}/", period) for pk in ids]
         for response in responses:
             assert_well_formed(response)
         observed[role] = tuple(r.status_code for r in responses)
@@ -1301,7 +1304,7 @@ def test_utilisation_matrix(api, world, row):
     assert observed == expected
 
     api.credentials()
-    anonymous = api.get(f"{API}/{endpoint}/{ids[0]}/utilisation/", period)
+    anonymous = api.get(f"{API}/{endpoint}/{ids[0]}/{suffix}/", period)
     assert anonymous.status_code == 401
     assert_error_shape(anonymous, "not_authenticated")
 

@@ -152,6 +152,47 @@ def test_an_issued_invoice_refuses_update_and_delete_in_the_database(billing, dr
     assert Invoice.objects.filter(pk=other.pk).update(total_with_tax=1) == 1
 
 
+def test_a_statement_inserting_many_lines_is_refused_whole_if_one_is_on_an_issued_invoice(
+    billing, draft
+):
+    """Billing runs insert lines by the thousand (INSERT … SELECT, COPY): PostgreSQL
+    checks them once per statement (migration 0003), SQLite per row; either way a
+    single line aimed at an issued invoice refuses the whole statement."""
+    invoice = issue(draft, billing)
+    other = Invoice.objects.create(platform=billing.a.platform, organization=billing.b.org)
+    before = InvoiceLine.objects.count()
+
+    _refused(
+        "INSERT INTO billing_invoiceline (invoice_id, kind, description, quantity, unit, "
+        "unit_price, vat_rate, amount) "
+        f"SELECT id, 'manual', 'x', 1, 'u', 1, 20, 1 FROM billing_invoice "
+        f"WHERE id IN ({other.pk}, {invoice.pk}) ORDER BY id = {invoice.pk}"
+    )
+
+    assert InvoiceLine.objects.count() == before
+    with connection.cursor() as cursor:  # the draft alone: accepted
+        cursor.execute(
+            "INSERT INTO billing_invoiceline (invoice_id, kind, description, quantity, unit, "
+            f"unit_price, vat_rate, amount) VALUES ({other.pk}, 'manual', 'x', 1, 'u', 1, 20, 1)"
+        )
+    assert InvoiceLine.objects.count() == before + 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+def test_copy_into_an_issued_invoice_is_refused(billing, draft):
+    from billing.bulk import insert_rows
+
+    invoice = issue(draft, billing)
+    before = invoice.lines.count()
+    row = (invoice.pk, "manual", "x", None, Decimal(1), "u", Decimal(1), Decimal(20), Decimal(1))
+    fields = ("invoice_id", "kind", "description", "service_date", "quantity", "unit")
+    fields += ("unit_price", "vat_rate", "amount")
+
+    _refused(lambda: insert_rows(InvoiceLine, fields, [row], ids=False))
+
+    assert invoice.lines.count() == before
+
+
 def test_the_chain_detects_an_edited_row(billing, draft, capsys):
     first = issue(draft, billing)
     booking(billing.a, paris(5, 9, month=11), paris(5, 10, month=11))

@@ -117,6 +117,10 @@ def test_a_day_of_one_machine_gives_exact_hours_and_ratios(tuesday):
         "late_cancellations": 1,
         "late_cancellation_rate": 0.25,
         "lead_time_avg_hours": (12 + 72 + 240) / 3,
+        # Leads 12, 72 and 240 h: the median is the middle one; p90 sits 0.9 × 2 = 1.8
+        # ranks up, 0.8 of the way from 72 to 240.
+        "lead_time_p50_hours": 72.0,
+        "lead_time_p90_hours": round(72 + 0.8 * (240 - 72), 2),
         "lead_time_under_1d": 1,
         "lead_time_1d_to_7d": 1,
         "lead_time_7d_to_30d": 1,
@@ -292,3 +296,57 @@ def test_the_query_count_does_not_depend_on_the_number_of_machines(lab):
         booking(lab, paris(date(2027, 3, 4), 9), paris(date(2027, 3, 4), 11), machine=machine)
 
     assert count() == few
+
+
+def test_a_check_in_before_midnight_is_used_time_of_the_day_before(lab):
+    """Booked 00:00–02:00 on Tuesday, checked in at 23:50 on Monday and out at 01:30:
+    10 minutes used on Monday; the booking, its hours and the rest on Tuesday."""
+    booking(
+        lab,
+        paris(TUESDAY, 0),
+        paris(TUESDAY, 2),
+        status=Booking.Status.COMPLETED,
+        checked_in_at=paris(TUESDAY - timedelta(days=1), 23, 50),
+        checked_out_at=paris(TUESDAY, 1, 30),
+    )
+
+    rows = table(lab, TUESDAY - timedelta(days=1), TUESDAY + timedelta(days=1), ["day"]).rows
+    tuesday_only = table(lab, TUESDAY, TUESDAY + timedelta(days=1)).totals
+
+    assert [(r["used_hours"], r["booked_hours"], r["bookings"]) for r in rows] == [
+        (round(10 / 60, 2), 0.0, 0),
+        (1.5, 2.0, 1),
+    ]
+    assert (tuesday_only["used_hours"], tuesday_only["bookings"]) == (1.5, 1)
+
+
+def test_lead_time_percentiles_per_row_and_over_all(lab):
+    """Tuesday: leads of 1, 2, 3 and 10 hours; Wednesday: 48 hours (and a cancelled
+    booking, which is no booking); Thursday: none. Continuous percentiles: rank
+    q × (n − 1), interpolated between the two bookings around it."""
+    wednesday, thursday = TUESDAY + timedelta(days=1), TUESDAY + timedelta(days=2)
+    for hour, lead in ((8, 1), (9, 2), (10, 3), (11, 10)):
+        start = paris(TUESDAY, hour)
+        booking(lab, start, start + timedelta(hours=1), created=start - timedelta(hours=lead))
+    start = paris(wednesday, 9)
+    booking(lab, start, start + timedelta(hours=1), created=start - timedelta(hours=48))
+    booking(
+        lab,
+        start + timedelta(hours=2),
+        start + timedelta(hours=3),
+        status=Booking.Status.CANCELLED,
+        created=start - timedelta(days=40),
+    )
+
+    result = table(lab, TUESDAY, thursday + timedelta(days=1), ["day"])
+
+    assert [(r["lead_time_p50_hours"], r["lead_time_p90_hours"]) for r in result.rows] == [
+        (2.5, round(3 + 0.7 * (10 - 3), 2)),  # ranks 1.5 and 2.7 of 1, 2, 3, 10
+        (48.0, 48.0),
+        (None, None),
+    ]
+    totals = result.totals
+    assert (totals["lead_time_p50_hours"], totals["lead_time_p90_hours"]) == (
+        3.0,
+        round(10 + 0.6 * (48 - 10), 2),  # rank 3.6 of 1, 2, 3, 10, 48
+    )

@@ -17,6 +17,7 @@ from django.core.management import call_command
 
 from booking import services
 from booking.models import Booking
+from core.errors import Conflict, Forbidden
 from core.models import AuditEvent
 from equipment.models import Closure, MaintenanceWindow, PlatformMembership
 from tests import factories
@@ -1133,3 +1134,21 @@ def test_bookings_made_through_the_services_become_no_shows_too(lab, day):
         )
     with travel(at(day, 9, 15)):
         assert [b.pk for b in services.mark_no_shows()] == [booking.pk]
+
+
+def test_the_desk_marks_one_no_show_after_the_grace_period_and_only_staff_may(lab, booked, day):
+    with travel(at(day, 9, 14)), pytest.raises(Conflict) as early:
+        services.mark_no_show(booking=booked, by=lab.a.operator)
+    assert early.value.code == "too_early_for_no_show"
+    with travel(at(day, 9, 15)):
+        for who in (lab.a.org_admin, lab.b.operator):
+            with pytest.raises(Forbidden):
+                services.mark_no_show(booking=booked, by=who)
+        services.mark_no_show(booking=booked, by=lab.a.operator)
+        with pytest.raises(Conflict):
+            services.mark_no_show(booking=booked, by=lab.a.operator)
+
+    booked.refresh_from_db()
+    assert (booked.status, booked.sequence) == (Booking.Status.NO_SHOW, 1)
+    [event] = events("booking.no_show")
+    assert event.actor == lab.a.operator

@@ -4,6 +4,7 @@ suggested slot, finds the booking in "my bookings" and cancels it; a platform
 manager approves a pending booking and plans a maintenance window. In English
 and in French (the browser's language decides), and at a phone's width."""
 
+import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -214,7 +215,8 @@ def test_a_manager_approves_a_pending_booking_and_plans_maintenance(demo, englis
     pending.refresh_from_db()
     assert pending.status == Booking.Status.CONFIRMED
 
-    page.locator("nav a[href='/desk/maintenance/']").click()
+    page.locator("nav.nav a[href='/desk/today/']").click()
+    page.locator("nav.tabs a[href='/desk/maintenance/']").click()
     page.select_option("#id_machine", label="Haas Mini Mill 2")
     day = next_weekday(3).date()
     page.fill("#id_start_date", day.isoformat())
@@ -248,3 +250,110 @@ def test_a_company_admin_invites_a_colleague(demo, english, screenshot):
     expect(english.locator(".messages .success")).to_be_visible()
     expect(english.locator("main")).to_contain_text("lea.roux@mps-savoie.example")
     screenshot(english, "en-company-members")
+
+
+def test_an_operator_checks_a_member_in_and_out_on_todays_board(demo, english, screenshot):
+    printer = Machine.objects.select_related("platform").get(name="Prusa Core One #2")
+    member = User.objects.get(email=MEMBER)
+    now = timezone.now()
+    # Under way since five minutes: written directly, as the rules forbid booking the past.
+    due = Booking.objects.create(
+        machine=printer,
+        organization=Organization.objects.get(memberships__user=member),
+        booked_by=member,
+        start=now - timedelta(minutes=5),
+        end=now + timedelta(minutes=55),
+        blocked_until=now + timedelta(minutes=55),
+        title="Housing prototype",
+    )
+    page = english
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    log_in(page, demo.url, "operator@additive-nantes.example")
+    page.locator("nav.nav a[href='/desk/today/']").click()
+    row = page.locator(f"#booking-{due.pk}")
+    expect(row).to_have_class("late")  # due five minutes ago, not there yet
+    expect(row).to_contain_text("Hugo Bernard")
+    screenshot(page, "en-desk-today")
+    row.locator("form[action$='/check-in/'] button").click()
+    expect(page.locator(".messages .success")).to_contain_text("checked in")
+    expect(row.locator("form[action$='/check-out/'] button")).to_be_visible()
+    row.locator("form[action$='/check-out/'] button").click()
+    expect(page.locator(".messages .success")).to_contain_text("checked out")
+    expect(row).to_contain_text("Completed")
+
+    due.refresh_from_db()
+    assert due.status == Booking.Status.COMPLETED and due.checked_in_at and due.checked_out_at
+    assert not errors
+
+
+def test_the_utilisation_dashboard_draws_its_charts(demo, english, screenshot):
+    # Some history: the demo only books ahead. Written directly, as the rules forbid the past.
+    robots = Machine.objects.filter(platform__slug="cobotique-lyon").order_by("name")
+    companies = list(
+        Organization.objects.filter(platform_memberships__platform__slug="cobotique-lyon")
+    )
+    person = User.objects.get(email=MEMBER)
+    monday = timezone.now().replace(hour=8, minute=0, second=0, microsecond=0) - timedelta(
+        days=timezone.now().weekday() + 21
+    )
+    for n in range(18):
+        start = monday + timedelta(days=n, hours=n % 5)
+        Booking.objects.create(
+            machine=robots[n % len(robots)],
+            organization=companies[n % len(companies)],
+            booked_by=person,
+            start=start,
+            end=start + timedelta(hours=2 + n % 3),
+            blocked_until=start + timedelta(hours=2 + n % 3),
+            status=Booking.Status.NO_SHOW if n % 6 == 0 else Booking.Status.COMPLETED,
+            checked_in_at=None if n % 6 == 0 else start,
+            checked_out_at=None if n % 6 == 0 else start + timedelta(hours=2),
+        )
+    page = english
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    log_in(page, demo.url, "manager@cobotique-lyon.example")
+    page.locator("nav.nav a[href='/dashboard/']").click()
+
+    for canvas in ["utilisation", "organizations", "no-shows", "refused"]:
+        expect(page.locator(f"canvas#chart-{canvas}")).to_be_visible()
+    # Chart.js has drawn: it sizes each canvas and registers a chart for it.
+    drawn = page.evaluate(
+        "[...document.querySelectorAll('canvas')].filter(c => Chart.getChart(c)).length"
+    )
+    assert drawn == 4
+    expect(page.locator("table.numbers tbody tr").first).to_be_visible()
+    screenshot(page, "en-dashboard")
+    assert not problems
+
+
+def test_a_member_subscribes_to_a_calendar_and_turns_off_reminders(demo, english, screenshot):
+    page = english
+    log_in(page, demo.url, MEMBER)
+    page.locator("details.menu summary").click()
+    page.locator(".menu-body a[href='/calendar-feeds/']").click()
+
+    page.select_option("#id_about", "user")
+    page.fill("#id_name", "Lab bookings")
+    page.locator("main form button[type=submit]").click()
+    link = page.locator("#feed-link")
+    expect(link).to_have_value(re.compile(r"^http://.+/feeds/[A-Za-z0-9_-]{22}\.ics$"))
+    expect(page.locator("#new-feed a[href^='webcal://']")).to_be_visible()
+    expect(page.locator("#new-feed a[href^='https://calendar.google.com/']")).to_be_visible()
+    screenshot(page, "en-calendar-feeds")
+    page.reload()  # shown once: gone when the page is loaded again
+    expect(page.locator("#feed-link")).to_have_count(0)
+    expect(page.locator(".booking-list")).to_contain_text("Lab bookings")
+
+    page.goto(f"{demo.url}/email-preferences/")
+    page.locator("label[for='id_booking_reminder']").click()  # the switch, as a person would
+    expect(page.locator("#id_booking_reminder")).not_to_be_checked()
+    page.locator("main form button[type=submit]").click()
+    expect(page.locator(".messages .success")).to_be_visible()
+    expect(page.locator("#id_booking_reminder")).not_to_be_checked()
+    expect(page.locator("input[disabled]")).to_have_count(3)
+    screenshot(page, "en-email-preferences")

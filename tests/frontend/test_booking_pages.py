@@ -551,3 +551,43 @@ def test_a_french_reader_gets_the_pages_in_french(member_client, lab, book, path
     assert '<html lang="fr">' in html
     assert [text for text in french if text not in html] == []
     assert [text for text in english if text in html] == []
+
+
+def test_a_clashing_move_offers_the_machines_next_free_slots_and_one_click_takes_one(
+    member_client, lab, book
+):
+    day = next_weekday(1)
+    booking = book(day, 9)
+    book(day, 14, hours=2)
+
+    clash = member_client.post(
+        f"/bookings/{booking.pk}/", period(day, 14, 15), HTTP_HX_REQUEST="true"
+    )
+
+    html = clash.content.decode()
+    assert "This time is already taken." in html and 'id="suggestions"' in html
+    first = clash.context["suggestions"][0]
+    assert first["start"] >= at(day, 16) and first["end"] - first["start"] == timedelta(hours=1)
+    assert f'hx-post="/bookings/{booking.pk}/"' in html
+    assert f'name="start_time" value="{first["start"].astimezone(PARIS):%H:%M}"' in html
+
+    taken = member_client.post(
+        f"/bookings/{booking.pk}/",
+        period(day, first["start"].astimezone(PARIS).hour, first["end"].astimezone(PARIS).hour),
+        HTTP_HX_REQUEST="true",
+    )
+    assert taken.status_code == 204 and taken["HX-Redirect"] == f"/bookings/{booking.pk}/"
+    booking.refresh_from_db()
+    assert booking.start == first["start"]
+
+
+def test_without_htmx_a_clashing_move_shows_the_suggestions_on_the_page(member_client, lab, book):
+    day = next_weekday(1)
+    booking = book(day, 9)
+    book(day, 14)
+
+    clash = member_client.post(f"/bookings/{booking.pk}/", period(day, 14, 15))
+
+    assert clash.status_code == 400
+    assert 'id="suggestions"' in clash.content.decode()
+    assert 'value="14:00"' in clash.content.decode()  # what was typed is kept

@@ -291,11 +291,11 @@ def test_the_language_switch_remembers_the_choice(client, db):
 @pytest.mark.parametrize(
     ("who", "shown", "hidden"),
     [
-        ("org_member", ["/find/", "/bookings/"], ["/organizations/", "/desk/"]),
-        ("org_admin", ["/find/", "/organizations/"], ["/desk/"]),
+        ("org_member", ["/find/", "/bookings/"], ["/organizations/", "/desk/", "/dashboard/"]),
+        ("org_admin", ["/find/", "/organizations/", "/dashboard/"], ["/desk/"]),
         ("org_accountant", ["/platforms/"], ["/find/", "/desk/", "/organizations/"]),
-        ("manager", ["/desk/approvals/", "/desk/maintenance/"], ["/organizations/"]),
-        ("operator", ["/desk/maintenance/"], ["/desk/approvals/"]),
+        ("manager", ["/desk/approvals/", "/desk/today/", "/dashboard/"], ["/organizations/"]),
+        ("operator", ["/desk/today/", "/dashboard/"], ["/desk/approvals/"]),
     ],
 )
 def test_navigation_follows_the_role(client, lab, who, shown, hidden):

@@ -1,0 +1,365 @@
+"""The utilisation dashboard: booking/analytics.py's tables as charts (Chart.js,
+from node_modules) and a table, with the API's CSV and XLSX exports. Who sees
+what is the API's rule (analytics.platform_audience): platform staff see every
+SME, an SME administrator only its own organizations' usage."""
+
+from datetime import date, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format, get_format
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from booking import analytics
+from core.errors import Forbidden
+from core.models import Organization
+from equipment.models import Machine, MachineType, Platform
+from frontend.forms import DateInput
+
+# A chart over time draws this many machines at most (those with the most booked
+# hours), and this many organizations: more lines or bars cannot be read.
+CHART_MACHINES = 8
+CHART_ORGANIZATIONS = 10
+MAX_DAYS = 366
+
+
+class DashboardForm(forms.Form):
+    first_day = forms.DateField(label=gettext_lazy("From"), widget=DateInput())
+    last_day = forms.DateField(label=gettext_lazy("Until"), widget=DateInput())
+    unit = forms.ChoiceField(
+        label=gettext_lazy("Per"),
+        choices=[
+            ("day", gettext_lazy("day")),
+            ("week", gettext_lazy("week")),
+            ("month", gettext_lazy("month")),
+        ],
+        initial="week",
+    )
+    entity = forms.ChoiceField(label=gettext_lazy("Table by"), required=False)
+    machine_type = forms.ModelChoiceField(
+        label=gettext_lazy("Machine type"),
+        queryset=MachineType.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+    machine = forms.ModelChoiceField(
+        label=gettext_lazy("Machine"),
+        queryset=Machine.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+    organization = forms.ModelChoiceField(
+        label=gettext_lazy("Organization"),
+        queryset=Organization.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("All"),
+    )
+
+    def __init__(self, *args, audience: analytics.Audience, organizations, **kwargs):
+        super().__init__(*args, **kwargs)
+        machines = audience.machines.order_by("name", "pk")
+        self.fields["machine"].queryset = machines
+        self.fields["machine_type"].queryset = MachineType.objects.filter(
+            pk__in=machines.values("machine_type")
+        ).order_by("name")
+        entities = [
+            ("machine", _("machine")),
+            ("machine_type", _("machine type")),
+            ("", _("period only")),
+        ]
+        if audience.names_organizations:
+            entities.insert(2, ("organization", _("organization")))
+            self.fields["organization"].queryset = organizations
+        else:
+            del self.fields["organization"]
+        self.fields["entity"].choices = entities
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("first_day"), data.get("last_day")
+        if first and last:
+            if last < first:
+                self.add_error("last_day", _("The last day cannot be before the first day."))
+            elif (last - first).days >= MAX_DAYS:
+                self.add_error("last_day", _("Show at most %(n)d days at once.") % {"n": MAX_DAYS})
+        return data
+
+    @staticmethod
+    def defaults(today: date) -> dict:
+        """The last four whole weeks and this one, by week, by machine."""
+        monday = today - timedelta(days=today.weekday())
+        return {
+            "first_day": monday - timedelta(weeks=4),
+            "last_day": monday + timedelta(days=6),
+            "unit": "week",
+            "entity": "machine",
+        }
+
+
+def _dashboard_platforms(user):
+    """Platforms whose dashboard the user may open: where they are staff, or
+    where an organization they administer books (the API's audiences)."""
+    administered = Organization.objects.administered_by(user)
+    return (
+        Platform.objects.visible_to(user)
+        .filter(
+            Q(pk__in=Platform.objects.staffed_by(user).values("pk"))
+            | Q(memberships__organization__in=administered)
+        )
+        .distinct()
+        .order_by("name", "pk")
+    )
+
+
+@login_required
+def dashboard_index(request):
+    platform = _dashboard_platforms(request.user).first()
+    if platform is None:
+        raise Http404
+    return redirect("dashboard", pk=platform.pk)
+
+
+def _organizations_for(audience, platform):
+    """Whom the organization filter offers: every SME booking on the platform for
+    its staff, an SME administrator's own organizations for them."""
+    if audience.organizations is not None:
+        return audience.organizations.order_by("legal_name")
+    return Organization.objects.filter(platform_memberships__platform=platform).order_by(
+        "legal_name"
+    )
+
+
+@login_required
+def dashboard(request, pk):
+    platform = get_object_or_404(Platform.objects.visible_to(request.user), pk=pk)
+    try:
+        audience = analytics.platform_audience(request.user, platform)
+    except Forbidden:
+        raise Http404 from None
+    today = timezone.now().astimezone(platform.tzinfo).date()
+    form = DashboardForm(
+        request.GET or DashboardForm.defaults(today),
+        audience=audience,
+        organizations=_organizations_for(audience, platform),
+    )
+    context = {
+        "platform": platform,
+        "platforms": _dashboard_platforms(request.user),
+        "form": form,
+        "staff": audience.organizations is None,
+    }
+    if not form.is_valid():
+        return render(request, "frontend/dashboard.html", context, status=400)
+    data = form.cleaned_data
+    start, end, unit = data["first_day"], data["last_day"] + timedelta(days=1), data["unit"]
+    machines = audience.machines
+    if data["machine_type"]:
+        machines = machines.filter(machine_type=data["machine_type"])
+    if data["machine"]:
+        machines = machines.filter(pk=data["machine"].pk)
+    organizations = audience.organizations
+    if data.get("organization"):
+        organizations = Organization.objects.filter(pk=data["organization"].pk)
+    now = timezone.now()
+
+    def table(*group_by):
+        return analytics.utilisation(
+            platforms=[platform],
+            machines=machines,
+            start=start,
+            end=end,
+            group_by=group_by,
+            organizations=organizations,
+            now=now,
+        )
+
+    by_machine = table("machine", unit)
+    by_organization = table("organization") if audience.names_organizations else None
+    entity = data["entity"]
+    shown = by_machine if entity == "machine" else table(*([entity] if entity else []), unit)
+    query = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "group_by": ",".join([*([entity] if entity else []), unit]),
+        **({"machine": data["machine"].pk} if data["machine"] else {}),
+        **({"machine_type": data["machine_type"].pk} if data["machine_type"] else {}),
+        **({"organization": data["organization"].pk} if data.get("organization") else {}),
+    }
+    api = reverse("v1:platform-utilisation", args=[platform.pk])
+    context.update(
+        columns=_table_columns(entity),
+        # The table reads one machine (type, organization) at a time, period by period.
+        rows=_table_body(
+            sorted(shown.rows, key=lambda r: (r[f"{entity}_name"] or "", r["period_start"]))
+            if entity
+            else shown.rows,
+            entity,
+            unit,
+        ),
+        totals=by_machine.totals,
+        charts=_charts(by_machine, by_organization, unit),
+        exports={
+            "csv": f"{api}?{urlencode({**query, 'format': 'csv'})}",
+            "xlsx": f"{api}?{urlencode({**query, 'format': 'xlsx'})}",
+        },
+    )
+    return render(request, "frontend/dashboard.html", context)
+
+
+def _period_label(iso: str, unit: str) -> str:
+    day = date.fromisoformat(iso)
+    if unit == "month":
+        return date_format(day, "M Y")
+    if unit == "week":
+        return _("week of %(day)s") % {"day": date_format(day, "j M")}
+    return date_format(day, _("D j M"))
+
+
+def _table_body(rows: list[dict], entity: str, unit: str) -> str:
+    """The table's <tr>s, built here with the locale's decimal separator looked up
+    once: a few hundred rows through the template language, or through
+    number_format per cell, cost more than every query of the page (bench/pages.py)."""
+    comma = get_format("DECIMAL_SEPARATOR")
+    periods = {}
+
+    def number(value, suffix="") -> str:
+        return "—" if value is None else f"{value:.1f}".replace(".", comma) + suffix
+
+    lines = []
+    for row in rows:
+        start = row["period_start"]
+        if start not in periods:
+            periods[start] = escape(_period_label(start, unit))
+        cells = [escape(row[f"{entity}_name"] or "")] if entity else []
+        cells.append(periods[start])
+        head = "".join(f"<td>{cell}</td>" for cell in cells)
+        figures = [
+            number(row["available_hours"]),
+            number(row["booked_hours"]),
+            number(row["used_hours"]),
+            number(_percent(row["utilisation_booked"]), " %"),
+            number(_percent(row["utilisation_used"]), " %"),
+            str(row["bookings"]),
+            str(row["no_shows"]),
+            str(row["late_cancellations"]),
+            str(row["refused_conflicts"] + row["refused_rules"] + row["rejected_by_manager"]),
+        ]
+        tail = "".join(f'<td class="num">{figure}</td>' for figure in figures)
+        lines.append(f"<tr>{head}{tail}</tr>")
+    return mark_safe("".join(lines))  # every text cell is escaped above
+
+
+def _table_columns(entity: str) -> list[tuple[str, str]]:
+    """The table's columns beneath the charts: (metric, heading); the exports hold all."""
+    names = {
+        "machine": _("Machine"),
+        "machine_type": _("Machine type"),
+        "organization": _("Organization"),
+    }
+    columns = [("period", _("Period"))]
+    if entity:
+        columns.insert(0, (f"{entity}_name", names[entity]))
+    return [
+        *columns,
+        ("available_hours", _("Available h")),
+        ("booked_hours", _("Booked h")),
+        ("used_hours", _("Used h")),
+        ("utilisation_booked", _("Booked %")),
+        ("utilisation_used", _("Used %")),
+        ("bookings", _("Bookings")),
+        ("no_shows", _("No-shows")),
+        ("late_cancellations", _("Late cancellations")),
+        ("refused", _("Refused")),
+    ]
+
+
+def _percent(ratio):
+    return None if ratio is None else round(ratio * 100, 1)
+
+
+def _per_period(by_machine) -> list[dict]:
+    """The whole platform's figures per period, summed from the machines' rows
+    (every machine counted has a row in every period): the charts need no third
+    table, whose capacity would be computed again."""
+    periods: dict[str, dict] = {}
+    summed = [
+        "available_hours",
+        "booked_hours",
+        "no_shows",
+        "late_cancellations",
+        "refused_conflicts",
+        "refused_rules",
+        "rejected_by_manager",
+    ]
+    for row in by_machine.rows:
+        sums = periods.setdefault(row["period_start"], dict.fromkeys(summed, 0))
+        for name in summed:
+            sums[name] += row[name]
+    for sums in periods.values():
+        available = sums["available_hours"]
+        sums["utilisation_booked"] = sums["booked_hours"] / available if available else None
+    return [{"period_start": start, **sums} for start, sums in sorted(periods.items())]
+
+
+def _charts(by_machine, by_organization, unit: str) -> dict:
+    """What dashboard.js draws (through json_script): labels and series only."""
+    by_period = _per_period(by_machine)
+    periods = [row["period_start"] for row in by_period]
+    booked = {}
+    for row in by_machine.rows:
+        booked[row["machine"]] = booked.get(row["machine"], 0) + row["booked_hours"]
+    top = sorted(booked, key=lambda m: -booked[m])[:CHART_MACHINES]
+    series = {m: {} for m in top}
+    names = {}
+    for row in by_machine.rows:
+        if row["machine"] in series:
+            series[row["machine"]][row["period_start"]] = _percent(row["utilisation_booked"])
+            names[row["machine"]] = row["machine_name"]
+    charts = {
+        "periods": [_period_label(p, unit) for p in periods],
+        "utilisation": {
+            "all": [_percent(r["utilisation_booked"]) for r in by_period],
+            "all_label": _("All machines"),
+            "machines": [
+                {"label": names[m], "data": [series[m].get(p) for p in periods]} for m in top
+            ],
+        },
+        "no_shows": {
+            "series": [
+                {"label": _("No-shows"), "data": [r["no_shows"] for r in by_period]},
+                {
+                    "label": _("Late cancellations"),
+                    "data": [r["late_cancellations"] for r in by_period],
+                },
+            ],
+        },
+        "refused": {
+            "series": [
+                {"label": _("Conflicts"), "data": [r["refused_conflicts"] for r in by_period]},
+                {"label": _("Broken rules"), "data": [r["refused_rules"] for r in by_period]},
+                {
+                    "label": _("Rejected by a manager"),
+                    "data": [r["rejected_by_manager"] for r in by_period],
+                },
+            ],
+        },
+        "organizations": None,
+        "axis": {"percent": _("Utilisation %"), "hours": _("Booked hours"), "count": _("Count")},
+    }
+    if by_organization is not None:
+        rows = sorted(by_organization.rows, key=lambda r: -r["booked_hours"])
+        rows = [r for r in rows if r["booked_hours"]][:CHART_ORGANIZATIONS]
+        charts["organizations"] = {
+            "labels": [r["organization_name"] or _("(none)") for r in rows],
+            "data": [r["booked_hours"] for r in rows],
+        }
+    return charts

@@ -1,0 +1,455 @@
+"""Platform staff desk, per platform: today's board, machines and their booking
+policy, opening hours and closures, qualifications granted. A platform where the
+user holds none of the page's roles answers 404; equipment/services.py and
+booking/services.py check the role again on every write."""
+
+from datetime import datetime, time, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from booking import services as booking_services
+from booking.models import Booking
+from core.errors import DomainError
+from core.models import User
+from equipment import permissions as perms
+from equipment import services as equipment_services
+from equipment.models import (
+    Closure,
+    Machine,
+    OpeningHours,
+    Platform,
+    PlatformStaff,
+    Qualification,
+    UserQualification,
+)
+from frontend.forms import (
+    MACHINE_POLICY_FIELDS,
+    ClosureForm,
+    ExpiryForm,
+    GrantForm,
+    MachinePolicyForm,
+    OpeningHoursForm,
+)
+
+# Who works the desk pages of a platform.
+BOARD_ROLES = {perms.MANAGER, perms.OPERATOR}
+
+
+def _platform(request, pk: int, roles: set[str]) -> Platform:
+    return get_object_or_404(Platform.objects.staffed_by(request.user, roles=roles), pk=pk)
+
+
+def _desk_context(request, platform: Platform, roles: set[str]) -> dict:
+    """The platform switcher: the other platforms where the user holds the page's roles."""
+    role = (
+        perms.MANAGER
+        if request.user.is_superuser
+        else PlatformStaff.objects.filter(user=request.user, platform=platform)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return {
+        "platform": platform,
+        "desk_role": role,
+        "platforms": Platform.objects.staffed_by(request.user, roles=roles).order_by("name"),
+    }
+
+
+def _first_platform(request, roles: set[str], name: str):
+    platform = Platform.objects.staffed_by(request.user, roles=roles).order_by("name").first()
+    if platform is None:
+        raise Http404
+    return redirect(name, pk=platform.pk)
+
+
+def _put_back(form, invalid: ValidationError, rename: dict | None = None) -> None:
+    """A model rule the service broke, next to its field (or above the form)."""
+    rename = rename or {}
+    for field, errors in invalid.message_dict.items():
+        field = rename.get(field, field)
+        form.add_error(field if field in form.fields else None, errors)
+
+
+# --- Today's board ----------------------------------------------------------------------
+
+
+@login_required
+def today_index(request):
+    return _first_platform(request, BOARD_ROLES, "desk-today")
+
+
+def board_row(booking: Booking, now: datetime) -> dict:
+    """Which buttons to offer on the board, and whether the person is late.
+    Hints only: booking/services.py decides, and its refusals are shown."""
+    confirmed = booking.status == Booking.Status.CONFIRMED
+    waiting = confirmed and booking.checked_in_at is None
+    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
+    return {
+        "late": waiting and booking.start <= now,
+        "check_in": waiting
+        and booking.start - booking_services.CHECK_IN_OPENS_BEFORE <= now
+        and now < booking.end,
+        "check_out": confirmed and booking.checked_in_at is not None,
+        "no_show": waiting and booking.start + grace <= now,
+    }
+
+
+@login_required
+def today(request, pk):
+    platform = _platform(request, pk, BOARD_ROLES)
+    tz = platform.tzinfo
+    now = timezone.now()
+    day = now.astimezone(tz).date()
+    start = datetime.combine(day, time(0)).replace(tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0)).replace(tzinfo=tz)
+    bookings = list(
+        Booking.objects.filter(
+            machine__platform=platform,
+            start__lt=end,
+            end__gt=start,
+            status__in=[
+                Booking.Status.PENDING,
+                Booking.Status.CONFIRMED,
+                Booking.Status.COMPLETED,
+                Booking.Status.NO_SHOW,
+            ],
+        )
+        .select_related("machine__platform", "organization", "booked_by")
+        .order_by("start", "machine__name", "pk")
+    )
+    for booking in bookings:
+        booking.board = board_row(booking, now)
+    counts = {
+        "due": sum(1 for b in bookings if b.status == Booking.Status.CONFIRMED),
+        "late": sum(1 for b in bookings if b.board["late"]),
+        "in": sum(1 for b in bookings if b.board["check_out"]),
+    }
+    return render(
+        request,
+        "frontend/desk/today.html",
+        {
+            **_desk_context(request, platform, BOARD_ROLES),
+            "bookings": bookings,
+            "day": start,
+            "counts": counts,
+        },
+    )
+
+
+def _board_action(service, done_message):
+    @login_required
+    @require_POST
+    def view(request, pk, booking_pk):
+        platform = _platform(request, pk, BOARD_ROLES)
+        booking = get_object_or_404(
+            Booking.objects.select_related("machine__platform"),
+            pk=booking_pk,
+            machine__platform=platform,
+        )
+        try:
+            service(booking=booking, by=request.user)
+        except DomainError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(
+                request, done_message() % {"who": booking.booked_by.get_full_name() or "—"}
+            )
+        return redirect("desk-today", pk=platform.pk)
+
+    return view
+
+
+board_check_in = _board_action(booking_services.check_in, lambda: _("%(who)s checked in."))
+board_check_out = _board_action(booking_services.check_out, lambda: _("%(who)s checked out."))
+board_no_show = _board_action(
+    booking_services.mark_no_show, lambda: _("%(who)s marked as a no-show.")
+)
+
+
+# --- Machines -----------------------------------------------------------------------------
+
+
+@login_required
+def machines_index(request):
+    return _first_platform(request, perms.CAN_EDIT_MACHINES, "desk-machines")
+
+
+@login_required
+def machines(request, pk):
+    platform = _platform(request, pk, perms.CAN_EDIT_MACHINES)
+    now = timezone.now()
+    found = (
+        Machine.objects.filter(platform=platform)
+        .select_related("machine_type")
+        .annotate(
+            upcoming=Count(
+                "bookings",
+                filter=Q(bookings__end__gt=now, bookings__status__in=Booking.ACTIVE_STATUSES),
+            )
+        )
+        .order_by("-is_active", "name", "pk")
+    )
+    return render(
+        request,
+        "frontend/desk/machines.html",
+        {**_desk_context(request, platform, perms.CAN_EDIT_MACHINES), "machines": found},
+    )
+
+
+def _staff_machine(request, pk, machine_pk) -> tuple[Platform, Machine]:
+    platform = _platform(request, pk, perms.CAN_EDIT_MACHINES)
+    machine = get_object_or_404(
+        Machine.objects.select_related("machine_type", "platform"), pk=machine_pk, platform=platform
+    )
+    return platform, machine
+
+
+@login_required
+def machine_edit(request, pk, machine_pk):
+    platform, machine = _staff_machine(request, pk, machine_pk)
+    form = MachinePolicyForm(request.POST or None, instance=machine)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = {
+                f: form.cleaned_data[f] for f in ["name", "description", *MACHINE_POLICY_FIELDS]
+            }
+            try:
+                equipment_services.update_machine(machine=machine, by=request.user, data=data)
+            except ValidationError as invalid:
+                _put_back(form, invalid)
+            except DomainError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, _("Booking policy saved."))
+                return redirect("desk-machines", pk=platform.pk)
+        # A refused save leaves the instance changed in memory: show the stored name.
+        machine.refresh_from_db(fields=["name"])
+    return render(
+        request,
+        "frontend/desk/machine_edit.html",
+        {
+            **_desk_context(request, platform, perms.CAN_EDIT_MACHINES),
+            "machine": machine,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def machine_retire(request, pk, machine_pk):
+    """Retire (not bookable any more, bookings kept) or bring back a machine."""
+    platform, machine = _staff_machine(request, pk, machine_pk)
+    active = request.POST.get("active") == "1"
+    try:
+        equipment_services.update_machine(
+            machine=machine, by=request.user, data={"is_active": active}
+        )
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            (_("%(name)s can be booked again.") if active else _("%(name)s is retired."))
+            % {"name": machine.name},
+        )
+    return redirect("desk-machines", pk=platform.pk)
+
+
+# --- Opening hours and closures --------------------------------------------------------------
+
+
+@login_required
+def hours_index(request):
+    return _first_platform(request, perms.CAN_EDIT_HOURS_AND_CLOSURES, "desk-hours")
+
+
+@login_required
+def hours(request, pk):
+    platform = _platform(request, pk, perms.CAN_EDIT_HOURS_AND_CLOSURES)
+    which = request.POST.get("form")
+    hours_form = OpeningHoursForm(request.POST if which == "hours" else None, prefix="hours")
+    closure_form = ClosureForm(request.POST if which == "closure" else None, prefix="closure")
+    status = 200
+    if request.method == "POST":
+        status = 400
+        form = hours_form if which == "hours" else closure_form
+        if which in ("hours", "closure") and form.is_valid():
+            try:
+                if which == "hours":
+                    equipment_services.create_opening_hours(
+                        platform=platform, by=request.user, **form.cleaned_data
+                    )
+                else:
+                    equipment_services.create_closure(
+                        platform=platform, by=request.user, **form.cleaned_data
+                    )
+            except ValidationError as invalid:
+                _put_back(form, invalid)
+            except DomainError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(
+                    request, _("Opening hours added.") if which == "hours" else _("Closure added.")
+                )
+                return redirect("desk-hours", pk=platform.pk)
+    today = timezone.now().astimezone(platform.tzinfo).date()
+    return render(
+        request,
+        "frontend/desk/hours.html",
+        {
+            **_desk_context(request, platform, perms.CAN_EDIT_HOURS_AND_CLOSURES),
+            "opening_hours": OpeningHours.objects.filter(platform=platform).order_by(
+                "weekday", "opens_at", "pk"
+            ),
+            "closures": Closure.objects.filter(platform=platform, end_date__gte=today).order_by(
+                "start_date", "pk"
+            ),
+            "hours_form": hours_form,
+            "closure_form": closure_form,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def hours_delete(request, pk, hours_pk):
+    platform = _platform(request, pk, perms.CAN_EDIT_HOURS_AND_CLOSURES)
+    span = get_object_or_404(OpeningHours, pk=hours_pk, platform=platform)
+    try:
+        equipment_services.delete_opening_hours(hours=span, by=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Opening hours removed."))
+    return redirect("desk-hours", pk=platform.pk)
+
+
+@login_required
+@require_POST
+def closure_delete(request, pk, closure_pk):
+    platform = _platform(request, pk, perms.CAN_EDIT_HOURS_AND_CLOSURES)
+    closure = get_object_or_404(Closure, pk=closure_pk, platform=platform)
+    try:
+        equipment_services.delete_closure(closure=closure, by=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Closure removed."))
+    return redirect("desk-hours", pk=platform.pk)
+
+
+# --- Qualifications granted ----------------------------------------------------------------
+
+
+@login_required
+def qualifications_index(request):
+    return _first_platform(request, perms.CAN_GRANT_QUALIFICATIONS, "desk-qualifications")
+
+
+@login_required
+def qualifications(request, pk):
+    platform = _platform(request, pk, perms.CAN_GRANT_QUALIFICATIONS)
+    offered = Qualification.objects.filter(platform=platform).order_by("name", "pk")
+    today = timezone.now().astimezone(platform.tzinfo).date()
+    form = GrantForm(request.POST or None, qualifications=offered, initial={"granted_on": today})
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            person = User.objects.filter(email__iexact=data["email"]).first()
+            if person is None:
+                form.add_error("email", _("Nobody has signed up with this address."))
+            else:
+                try:
+                    equipment_services.grant_qualification(
+                        qualification=data["qualification"],
+                        user=person,
+                        by=request.user,
+                        granted_on=data["granted_on"],
+                        expires_on=data["expires_on"],
+                    )
+                except ValidationError as invalid:
+                    _put_back(form, invalid, rename={"user": "email", "__all__": "email"})
+                except DomainError as error:
+                    form.add_error(None, error.message)
+                else:
+                    messages.success(request, _("Qualification granted."))
+                    return redirect("desk-qualifications", pk=platform.pk)
+    grants = (
+        UserQualification.objects.filter(qualification__platform=platform)
+        .select_related("qualification", "user", "granted_by")
+        .order_by("qualification__name", "user__email", "pk")
+    )
+    return render(
+        request,
+        "frontend/desk/qualifications.html",
+        {
+            **_desk_context(request, platform, perms.CAN_GRANT_QUALIFICATIONS),
+            "grants": grants,
+            "form": form,
+            "today": today,
+            "soon": today + timedelta(days=30),
+            "has_qualifications": offered.exists(),
+        },
+        status=status,
+    )
+
+
+def _grant(request, pk, grant_pk) -> tuple[Platform, UserQualification]:
+    platform = _platform(request, pk, perms.CAN_GRANT_QUALIFICATIONS)
+    grant = get_object_or_404(
+        UserQualification.objects.select_related("qualification__platform"),
+        pk=grant_pk,
+        qualification__platform=platform,
+    )
+    return platform, grant
+
+
+@login_required
+@require_POST
+def grant_expiry(request, pk, grant_pk):
+    platform, grant = _grant(request, pk, grant_pk)
+    form = ExpiryForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Type a date, or leave it empty for no expiry."))
+        return redirect("desk-qualifications", pk=platform.pk)
+    try:
+        equipment_services.update_granted_qualification(
+            grant=grant, by=request.user, data={"expires_on": form.cleaned_data["expires_on"]}
+        )
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Expiry saved."))
+    return redirect("desk-qualifications", pk=platform.pk)
+
+
+@login_required
+@require_POST
+def grant_revoke(request, pk, grant_pk):
+    platform, grant = _grant(request, pk, grant_pk)
+    try:
+        equipment_services.revoke_qualification(grant=grant, by=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Qualification revoked."))
+    return redirect("desk-qualifications", pk=platform.pk)
