@@ -355,6 +355,28 @@ def _decide(booking: Booking, *, by: User, status: str, note: str) -> Booking:
 CHECK_IN_OPENS_BEFORE = timedelta(minutes=15)
 
 
+# The two moments of the desk's day, kept here with the services that enforce them:
+# the pages ask these too, to offer a button only when the service would accept it.
+
+
+def check_in_opens(booking: Booking) -> datetime:
+    """When check-in opens: CHECK_IN_OPENS_BEFORE before the start. It closes at the end."""
+    return booking.start - CHECK_IN_OPENS_BEFORE
+
+
+def check_in_open(booking: Booking, now: datetime) -> bool:
+    """Whether `now` lies in the booking's check-in window (its status aside)."""
+    return check_in_opens(booking) <= now < booking.end
+
+
+def no_show_due(booking: Booking, now: datetime) -> bool:
+    """Whether the platform's grace period after the start has passed at `now`, so
+    that a booking nobody checked in may be marked a no-show (its status aside).
+    Reads booking.machine.platform: load them with the booking."""
+    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
+    return booking.start + grace <= now
+
+
 @transaction.atomic
 def check_in(*, booking: Booking, by: User) -> Booking:
     """Record the real start (billing may use it instead of the booked time)."""
@@ -364,7 +386,7 @@ def check_in(*, booking: Booking, by: User) -> Booking:
     now = timezone.now()
     if booking.checked_in_at:
         raise Conflict(_("This booking is already checked in."), code="already_checked_in")
-    if not booking.start - CHECK_IN_OPENS_BEFORE <= now < booking.end:
+    if not check_in_open(booking, now):
         raise Conflict(
             _("Check in from 15 minutes before the start until the end."), code="not_check_in_time"
         )
@@ -405,8 +427,7 @@ def mark_no_show(*, booking: Booking, by: User) -> Booking:
     _require_status(booking, Booking.Status.CONFIRMED)
     if booking.checked_in_at:
         raise Conflict(_("This booking is already checked in."), code="already_checked_in")
-    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
-    if timezone.now() < booking.start + grace:
+    if not no_show_due(booking, timezone.now()):
         raise Conflict(
             _("A no-show can be marked once the grace period after the start has passed."),
             code="too_early_for_no_show",
@@ -433,8 +454,7 @@ def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
     )
     marked = []
     for candidate in list(due):  # read first: the loop writes
-        grace = timedelta(minutes=candidate.machine.platform.no_show_grace_minutes)
-        if candidate.start + grace > now:
+        if not no_show_due(candidate, now):
             continue
         with transaction.atomic():
             booking = _locked(candidate)

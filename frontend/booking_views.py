@@ -33,6 +33,7 @@ from equipment.models import (
     UserQualification,
 )
 from frontend.forms import BookingForm, CatalogueFilter, FindForm, MoveForm, PeriodForm
+from frontend.outcomes import put_back, reported
 
 # The calendar loads at most this much at once (the API's availability window).
 MAX_CALENDAR_DAYS = 62
@@ -276,8 +277,7 @@ def book(request, pk):
         except SeriesNotBookable as refusal:
             panel.update(report=refusal.details["occurrences"], series_refused=refusal.message)
         except ValidationError as invalid:
-            for field, errors in invalid.message_dict.items():
-                form.add_error("repeat" if field == "rule" else None, errors)
+            put_back(form, invalid, rename={"rule": "repeat"})
         except DomainError as error:
             form.add_error(None, error.message)
     if panel.get("suggestions"):
@@ -388,7 +388,7 @@ def actions(booking: Booking, now: datetime) -> dict:
         "late": now > deadline,
         "check_in": confirmed
         and booking.checked_in_at is None
-        and booking.start - services.CHECK_IN_OPENS_BEFORE <= now < booking.end,
+        and services.check_in_open(booking, now),
         "check_out": confirmed and booking.checked_in_at is not None,
     }
 
@@ -453,15 +453,11 @@ def cancel(request, pk):
     """GET: say what cancelling means now (late or not); POST: cancel."""
     booking = _booking_or_404(request, pk)
     if request.method == "POST":
-        try:
+        with reported(request, done=lambda: _("Booking cancelled.")) as outcome:
             services.cancel_booking(
                 booking=booking, by=request.user, reason=request.POST.get("reason", "")[:500]
             )
-        except DomainError as error:
-            messages.error(request, error.message)
-            return redirect("booking", pk=booking.pk)
-        messages.success(request, _("Booking cancelled."))
-        return redirect("my-bookings")
+        return redirect("my-bookings" if outcome.ok else reverse("booking", args=[booking.pk]))
     booking.actions = actions(booking, timezone.now())
     return render(request, "frontend/cancel.html", {"booking": booking})
 
@@ -471,12 +467,8 @@ def _lifecycle(service, done_message):
     @require_POST
     def view(request, pk):
         booking = _booking_or_404(request, pk)
-        try:
+        with reported(request, done=done_message):
             service(booking=booking, by=request.user)
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, done_message())
         target = request.POST.get("next", "")
         if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
             target = reverse("booking", args=[booking.pk])
@@ -495,14 +487,11 @@ def series(request, pk):
         BookingSeries.objects.visible_to(request.user).select_related("machine__platform"), pk=pk
     )
     if request.method == "POST":
-        try:
+        cancelled = []
+        with reported(
+            request, done=lambda: _("%(n)d upcoming bookings cancelled.") % {"n": len(cancelled)}
+        ):
             cancelled = services.cancel_series(series=series, by=request.user)
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(
-                request, _("%(n)d upcoming bookings cancelled.") % {"n": len(cancelled)}
-            )
         return redirect("series", pk=series.pk)
     occurrences = series.bookings.order_by("start", "pk")
     return render(

@@ -4,7 +4,6 @@ equipment/services.py check the role again on every write."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -12,11 +11,11 @@ from django.views.decorators.http import require_POST
 
 from booking import services as booking_services
 from booking.models import Booking
-from core.errors import DomainError
 from equipment import permissions as perms
 from equipment import services as equipment_services
 from equipment.models import Machine, MaintenanceWindow, Platform
 from frontend.forms import MaintenanceForm, RejectForm
+from frontend.outcomes import onto, reported
 
 
 def _pending(user):
@@ -41,12 +40,9 @@ def approvals(request):
 
 def _decide(request, pk, decide):
     booking = get_object_or_404(Booking.objects.visible_to(request.user), pk=pk)
-    try:
+    with reported(request) as outcome:
         decide(booking)
-    except DomainError as error:
-        messages.error(request, error.message)
-        return False
-    return True
+    return outcome.ok
 
 
 @login_required
@@ -103,7 +99,7 @@ def maintenance(request):
         status = 400
         if form.is_valid():
             data = form.cleaned_data
-            try:
+            with onto(form, rename={"start": "start_time", "end": "end_time"}) as outcome:
                 equipment_services.create_maintenance_window(
                     machine=data["machine"],
                     by=request.user,
@@ -111,12 +107,7 @@ def maintenance(request):
                     end=data["end"],
                     reason=data["reason"],
                 )
-            except ValidationError as invalid:
-                for field, errors in invalid.message_dict.items():
-                    form.add_error({"start": "start_time", "end": "end_time"}.get(field), errors)
-            except DomainError as error:
-                form.add_error(None, error.message)
-            else:
+            if outcome.ok:
                 messages.success(request, _("Maintenance window added."))
                 return redirect("desk-maintenance")
     windows = (

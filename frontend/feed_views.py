@@ -6,7 +6,6 @@ Writes go through booking/feeds.py, the API's services."""
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -14,9 +13,9 @@ from django.views.decorators.http import require_POST
 
 from booking import feeds
 from booking.models import FeedToken
-from core.errors import DomainError
 from core.models import Organization
 from equipment.models import Machine, Platform
+from frontend.outcomes import onto, reported
 
 Kind = FeedToken.Kind
 
@@ -81,16 +80,11 @@ def calendar_feeds(request):
     form = FeedForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         kind, target = form.cleaned_data["about"]
-        try:
+        with onto(form, refusal_field="about") as outcome:
             created, secret = feeds.create_feed_token(
                 by=request.user, kind=kind, name=form.cleaned_data["name"], target_id=target
             )
-        except ValidationError as invalid:
-            for field, errors in invalid.message_dict.items():
-                form.add_error("name" if field == "name" else None, errors)
-        except DomainError as error:
-            form.add_error("about", error.message)
-        else:
+        if outcome.ok:
             request.session[JUST_CREATED] = {
                 "id": created.pk,
                 "name": created.name,
@@ -119,14 +113,8 @@ def rename_feed(request, pk):
     if not form.is_valid():
         messages.error(request, _("Give the calendar a name (100 characters at most)."))
         return redirect("calendar-feeds")
-    try:
+    with reported(request, done=lambda: _("Calendar renamed.")):
         feeds.rename_feed_token(token=token, by=request.user, name=form.cleaned_data["name"])
-    except ValidationError as invalid:
-        messages.error(request, " ".join(invalid.messages))
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Calendar renamed."))
     return redirect("calendar-feeds")
 
 
@@ -134,13 +122,7 @@ def rename_feed(request, pk):
 @require_POST
 def revoke_feed(request, pk):
     token = get_object_or_404(_mine(request.user), pk=pk)
-    try:
+    done = _("“%(name)s” revoked: its link shows nothing any more.")
+    with reported(request, done=lambda: done % {"name": token.name}):
         feeds.revoke_feed_token(token=token, by=request.user)
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request,
-            _("“%(name)s” revoked: its link shows nothing any more.") % {"name": token.name},
-        )
     return redirect("calendar-feeds")

@@ -4,7 +4,6 @@ the organization; another SME's organization is not found (404)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,11 +13,11 @@ from django.views.decorators.http import require_POST
 
 from booking.models import Booking
 from core import services
-from core.errors import DomainError
 from core.models import Invitation, Membership, Organization
 from core.permissions import can_administer_organization
 from frontend.booking_views import actions
 from frontend.forms import InviteForm, RoleForm
+from frontend.outcomes import onto, reported
 
 
 def _organization(request, pk) -> Organization:
@@ -63,14 +62,9 @@ def invite(request, pk):
     organization = _organization(request, pk)
     form = InviteForm(request.POST)
     if form.is_valid():
-        try:
+        with onto(form) as outcome:
             services.invite_member(organization=organization, by=request.user, **form.cleaned_data)
-        except ValidationError as invalid:
-            for field, errors in invalid.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
+        if outcome.ok:
             messages.success(
                 request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]}
             )
@@ -95,19 +89,16 @@ def change_role(request, pk, member_pk):
     if not form.is_valid():
         messages.error(request, _("Choose a role."))
     else:
-        try:
+        done = _("%(who)s is now %(role)s.")
+        with reported(
+            request,
+            done=lambda: (
+                done
+                % {"who": membership.user.get_full_name(), "role": membership.get_role_display()}
+            ),
+        ):
             services.change_member_role(
                 membership=membership, by=request.user, role=form.cleaned_data["role"]
-            )
-        except ValidationError as invalid:
-            messages.error(request, " ".join(invalid.messages))
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(
-                request,
-                _("%(who)s is now %(role)s.")
-                % {"who": membership.user.get_full_name(), "role": membership.get_role_display()},
             )
     return redirect("organization", pk=organization.pk)
 
@@ -117,16 +108,9 @@ def change_role(request, pk, member_pk):
 def remove_member(request, pk, member_pk):
     organization = _organization(request, pk)
     membership = _membership(request, organization, member_pk)
-    try:
+    who = membership.user.get_full_name()
+    with reported(request, done=lambda: _("%(who)s was removed.") % {"who": who}):
         services.remove_member(membership=membership, by=request.user)
-    except ValidationError as invalid:
-        messages.error(request, " ".join(invalid.messages))
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request, _("%(who)s was removed.") % {"who": membership.user.get_full_name()}
-        )
     return redirect("organization", pk=organization.pk)
 
 
@@ -135,12 +119,8 @@ def remove_member(request, pk, member_pk):
 def revoke_invitation(request, pk, invitation_pk):
     organization = _organization(request, pk)
     invitation = get_object_or_404(Invitation, organization=organization, pk=invitation_pk)
-    try:
+    with reported(request, done=lambda: _("Invitation revoked.")):
         services.revoke_invitation(invitation=invitation, by=request.user)
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Invitation revoked."))
     return redirect("organization", pk=organization.pk)
 
 

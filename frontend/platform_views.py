@@ -7,7 +7,6 @@ from datetime import datetime, time, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,7 +16,6 @@ from django.views.decorators.http import require_POST
 
 from booking import services as booking_services
 from booking.models import Booking
-from core.errors import DomainError
 from core.models import User
 from equipment import permissions as perms
 from equipment import services as equipment_services
@@ -38,6 +36,7 @@ from frontend.forms import (
     MachinePolicyForm,
     OpeningHoursForm,
 )
+from frontend.outcomes import onto, reported
 
 # Who works the desk pages of a platform.
 BOARD_ROLES = {perms.MANAGER, perms.OPERATOR}
@@ -70,14 +69,6 @@ def _first_platform(request, roles: set[str], name: str):
     return redirect(name, pk=platform.pk)
 
 
-def _put_back(form, invalid: ValidationError, rename: dict | None = None) -> None:
-    """A model rule the service broke, next to its field (or above the form)."""
-    rename = rename or {}
-    for field, errors in invalid.message_dict.items():
-        field = rename.get(field, field)
-        form.add_error(field if field in form.fields else None, errors)
-
-
 # --- Today's board ----------------------------------------------------------------------
 
 
@@ -91,14 +82,11 @@ def board_row(booking: Booking, now: datetime) -> dict:
     Hints only: booking/services.py decides, and its refusals are shown."""
     confirmed = booking.status == Booking.Status.CONFIRMED
     waiting = confirmed and booking.checked_in_at is None
-    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
     return {
         "late": waiting and booking.start <= now,
-        "check_in": waiting
-        and booking.start - booking_services.CHECK_IN_OPENS_BEFORE <= now
-        and now < booking.end,
+        "check_in": waiting and booking_services.check_in_open(booking, now),
         "check_out": confirmed and booking.checked_in_at is not None,
-        "no_show": waiting and booking.start + grace <= now,
+        "no_show": waiting and booking_services.no_show_due(booking, now),
     }
 
 
@@ -154,14 +142,9 @@ def _board_action(service, done_message):
             pk=booking_pk,
             machine__platform=platform,
         )
-        try:
+        who = booking.booked_by.get_full_name() or "—"
+        with reported(request, done=lambda: done_message() % {"who": who}):
             service(booking=booking, by=request.user)
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(
-                request, done_message() % {"who": booking.booked_by.get_full_name() or "—"}
-            )
         return redirect("desk-today", pk=platform.pk)
 
     return view
@@ -223,13 +206,9 @@ def machine_edit(request, pk, machine_pk):
             data = {
                 f: form.cleaned_data[f] for f in ["name", "description", *MACHINE_POLICY_FIELDS]
             }
-            try:
+            with onto(form) as outcome:
                 equipment_services.update_machine(machine=machine, by=request.user, data=data)
-            except ValidationError as invalid:
-                _put_back(form, invalid)
-            except DomainError as error:
-                form.add_error(None, error.message)
-            else:
+            if outcome.ok:
                 messages.success(request, _("Booking policy saved."))
                 return redirect("desk-machines", pk=platform.pk)
         # A refused save leaves the instance changed in memory: show the stored name.
@@ -252,19 +231,10 @@ def machine_retire(request, pk, machine_pk):
     """Retire (not bookable any more, bookings kept) or bring back a machine."""
     platform, machine = _staff_machine(request, pk, machine_pk)
     active = request.POST.get("active") == "1"
-    try:
+    done = _("%(name)s can be booked again.") if active else _("%(name)s is retired.")
+    with reported(request, done=lambda: done % {"name": machine.name}):
         equipment_services.update_machine(
             machine=machine, by=request.user, data={"is_active": active}
-        )
-    except ValidationError as invalid:
-        messages.error(request, " ".join(invalid.messages))
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(
-            request,
-            (_("%(name)s can be booked again.") if active else _("%(name)s is retired."))
-            % {"name": machine.name},
         )
     return redirect("desk-machines", pk=platform.pk)
 
@@ -288,20 +258,14 @@ def hours(request, pk):
         status = 400
         form = hours_form if which == "hours" else closure_form
         if which in ("hours", "closure") and form.is_valid():
-            try:
-                if which == "hours":
-                    equipment_services.create_opening_hours(
-                        platform=platform, by=request.user, **form.cleaned_data
-                    )
-                else:
-                    equipment_services.create_closure(
-                        platform=platform, by=request.user, **form.cleaned_data
-                    )
-            except ValidationError as invalid:
-                _put_back(form, invalid)
-            except DomainError as error:
-                form.add_error(None, error.message)
-            else:
+            create = (
+                equipment_services.create_opening_hours
+                if which == "hours"
+                else equipment_services.create_closure
+            )
+            with onto(form) as outcome:
+                create(platform=platform, by=request.user, **form.cleaned_data)
+            if outcome.ok:
                 messages.success(
                     request, _("Opening hours added.") if which == "hours" else _("Closure added.")
                 )
@@ -330,12 +294,8 @@ def hours(request, pk):
 def hours_delete(request, pk, hours_pk):
     platform = _platform(request, pk, perms.CAN_EDIT_HOURS_AND_CLOSURES)
     span = get_object_or_404(OpeningHours, pk=hours_pk, platform=platform)
-    try:
+    with reported(request, done=lambda: _("Opening hours removed.")):
         equipment_services.delete_opening_hours(hours=span, by=request.user)
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Opening hours removed."))
     return redirect("desk-hours", pk=platform.pk)
 
 
@@ -344,12 +304,8 @@ def hours_delete(request, pk, hours_pk):
 def closure_delete(request, pk, closure_pk):
     platform = _platform(request, pk, perms.CAN_EDIT_HOURS_AND_CLOSURES)
     closure = get_object_or_404(Closure, pk=closure_pk, platform=platform)
-    try:
+    with reported(request, done=lambda: _("Closure removed.")):
         equipment_services.delete_closure(closure=closure, by=request.user)
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Closure removed."))
     return redirect("desk-hours", pk=platform.pk)
 
 
@@ -376,7 +332,7 @@ def qualifications(request, pk):
             if person is None:
                 form.add_error("email", _("Nobody has signed up with this address."))
             else:
-                try:
+                with onto(form, rename={"user": "email", "__all__": "email"}) as outcome:
                     equipment_services.grant_qualification(
                         qualification=data["qualification"],
                         user=person,
@@ -384,11 +340,7 @@ def qualifications(request, pk):
                         granted_on=data["granted_on"],
                         expires_on=data["expires_on"],
                     )
-                except ValidationError as invalid:
-                    _put_back(form, invalid, rename={"user": "email", "__all__": "email"})
-                except DomainError as error:
-                    form.add_error(None, error.message)
-                else:
+                if outcome.ok:
                     messages.success(request, _("Qualification granted."))
                     return redirect("desk-qualifications", pk=platform.pk)
     grants = (
@@ -429,16 +381,10 @@ def grant_expiry(request, pk, grant_pk):
     if not form.is_valid():
         messages.error(request, _("Type a date, or leave it empty for no expiry."))
         return redirect("desk-qualifications", pk=platform.pk)
-    try:
+    with reported(request, done=lambda: _("Expiry saved.")):
         equipment_services.update_granted_qualification(
             grant=grant, by=request.user, data={"expires_on": form.cleaned_data["expires_on"]}
         )
-    except ValidationError as invalid:
-        messages.error(request, " ".join(invalid.messages))
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Expiry saved."))
     return redirect("desk-qualifications", pk=platform.pk)
 
 
@@ -446,10 +392,6 @@ def grant_expiry(request, pk, grant_pk):
 @require_POST
 def grant_revoke(request, pk, grant_pk):
     platform, grant = _grant(request, pk, grant_pk)
-    try:
+    with reported(request, done=lambda: _("Qualification revoked.")):
         equipment_services.revoke_qualification(grant=grant, by=request.user)
-    except DomainError as error:
-        messages.error(request, error.message)
-    else:
-        messages.success(request, _("Qualification revoked."))
     return redirect("desk-qualifications", pk=platform.pk)
