@@ -125,6 +125,12 @@ def update_consumable(*, consumable: Consumable, by: User, data: dict) -> Consum
 USE_STATUSES = (Booking.Status.CONFIRMED, Booking.Status.COMPLETED)
 
 
+def takes_consumables(booking: Booking) -> bool:
+    """Whether consumables may be recorded on `booking`: once it is checked in,
+    during it, at check-out or after (the desk's board asks too)."""
+    return booking.status in USE_STATUSES and booking.checked_in_at is not None
+
+
 @transaction.atomic
 def record_consumable_use(
     *, booking: Booking, consumable: Consumable, quantity: Decimal, by: User, note: str = ""
@@ -138,7 +144,7 @@ def record_consumable_use(
         errors["consumable"] = _("This consumable is sold on another platform.")
     elif not consumable.is_active:
         errors["consumable"] = _("This consumable is no longer on sale.")
-    if booking.status not in USE_STATUSES or not booking.checked_in_at:
+    if not takes_consumables(booking):
         errors["booking"] = _("Record consumables on a booking that was checked in.")
     if errors:
         raise ValidationError(errors)

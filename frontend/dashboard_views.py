@@ -195,6 +195,9 @@ def dashboard(request, pk):
         **({"organization": data["organization"].pk} if data.get("organization") else {}),
     }
     api = reverse("v1:platform-utilisation", args=[platform.pk])
+    # The heatmap has the table's period and filters; it is not grouped.
+    heatmap_query = {k: v for k, v in query.items() if k != "group_by"}
+    heatmap_api = reverse("v1:platform-utilisation-heatmap", args=[platform.pk])
     context.update(
         columns=_table_columns(entity),
         # The table reads one machine (type, organization) at a time, period by period.
@@ -207,6 +210,16 @@ def dashboard(request, pk):
         ),
         totals=by_machine.totals,
         charts=_charts(by_machine, by_organization, unit),
+        heatmap=_heatmap(
+            analytics.peak_hours(
+                platform=platform,
+                machines=machines,
+                start=start,
+                end=end,
+                organizations=organizations,
+            )
+        ),
+        heatmap_csv=f"{heatmap_api}?{urlencode({**heatmap_query, 'format': 'csv'})}",
         exports={
             "csv": f"{api}?{urlencode({**query, 'format': 'csv'})}",
             "xlsx": f"{api}?{urlencode({**query, 'format': 'xlsx'})}",
@@ -363,3 +376,65 @@ def _charts(by_machine, by_organization, unit: str) -> dict:
             "data": [r["booked_hours"] for r in rows],
         }
     return charts
+
+
+# Shades of the heatmap, by the percentage a cell shows: level n up to HEAT_STEPS[n]
+# per cent, the darkest above the last step. The legend says the same in words.
+HEAT_STEPS = [0, 20, 40, 60, 80]
+MONDAY = date(2024, 1, 1)  # any Monday: the weekdays' names in the reader's language
+
+
+def _heat_level(percent: int | None) -> str:
+    if percent is None:
+        return "closed"
+    return str(next((n for n, step in enumerate(HEAT_STEPS) if percent <= step), len(HEAT_STEPS)))
+
+
+def _heat_legend() -> list[tuple[str, str]]:
+    legend = [("0", "0\u00a0%")]
+    for n in range(1, len(HEAT_STEPS)):
+        legend.append((str(n), f"{HEAT_STEPS[n - 1] + 1}–{HEAT_STEPS[n]}\u00a0%"))
+    legend.append((str(len(HEAT_STEPS)), f"> {HEAT_STEPS[-1]}\u00a0%"))
+    return [*legend, ("closed", _("closed"))]
+
+
+def _heatmap(heatmap) -> dict | None:
+    """analytics.peak_hours()'s 168 cells as a table: a row per local hour from
+    the first to the last hour with available or booked time, a column per
+    weekday; each cell says its occupancy (and, for screen readers, its hours),
+    its shade repeats it. None when the period has no hour to show."""
+    cells = heatmap.rows
+    busy = [c["hour"] for c in cells if c["available_hours"] or c["booked_hours"]]
+    if not busy:
+        return None
+    comma = get_format("DECIMAL_SEPARATOR")
+
+    def hours(value: float) -> str:
+        return f"{value:.1f}".replace(".", comma)
+
+    detail = _("%(booked)s h booked of %(available)s h")
+    rows = []
+    for hour in range(min(busy), max(busy) + 1):
+        row = []
+        for weekday in range(7):
+            cell = cells[weekday * 24 + hour]
+            occupancy = cell["occupancy"]
+            percent = None if occupancy is None else round(occupancy * 100)
+            row.append(
+                {
+                    "level": _heat_level(percent),
+                    "text": "—" if percent is None else f"{percent}\u00a0%",
+                    "detail": detail
+                    % {
+                        "booked": hours(cell["booked_hours"]),
+                        "available": hours(cell["available_hours"]),
+                    },
+                }
+            )
+        rows.append({"hour": f"{hour:02d}:00", "cells": row})
+    days = [MONDAY + timedelta(days=n) for n in range(7)]
+    return {
+        "days": [{"short": date_format(d, "D"), "name": date_format(d, "l")} for d in days],
+        "rows": rows,
+        "legend": _heat_legend(),
+    }

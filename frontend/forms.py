@@ -325,3 +325,21 @@ class GrantForm(forms.Form):
 
 class ExpiryForm(forms.Form):
     expires_on = forms.DateField(label=_("Expires on"), widget=DateInput(), required=False)
+
+
+class ConsumableUseForm(forms.Form):
+    """Material used during a booking, one of the platform's consumables on sale
+    (`consumables`: read once for the whole board, not once per row). Only
+    parses: billing/services.py's record_consumable_use validates (a positive
+    quantity, a checked-in booking) and its errors come back on the fields."""
+
+    consumable = forms.TypedChoiceField(label=_("Consumable"), coerce=int)
+    quantity = forms.DecimalField(label=_("Quantity"), max_digits=12, decimal_places=4)
+
+    def __init__(self, *args, consumables, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_sale = {c.pk: c for c in consumables}
+        self.fields["consumable"].choices = [(c.pk, str(c)) for c in consumables]
+
+    def clean_consumable(self):
+        return self.on_sale[self.cleaned_data["consumable"]]

@@ -45,7 +45,7 @@ def _members_page(request, organization, invite_form=None, status=200):
             "invitations": invitations,
             "is_admin": can_administer_organization(request.user, organization),
             "invite_form": invite_form or InviteForm(),
-            "roles": Membership.Role.choices,
+            "role_choices": Membership.Role.choices,  # not "roles": the navigation's
         },
         status=status,
     )

@@ -10,10 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from billing import services as billing_services
+from billing.models import Consumable, ConsumableUse
 from booking import services as booking_services
 from booking.models import Booking
 from core.models import User
@@ -31,12 +34,14 @@ from equipment.models import (
 from frontend.forms import (
     MACHINE_POLICY_FIELDS,
     ClosureForm,
+    ConsumableUseForm,
     ExpiryForm,
     GrantForm,
     MachinePolicyForm,
     OpeningHoursForm,
 )
 from frontend.outcomes import onto, reported
+from frontend.templatetags.fabpool import quantity
 
 # Who works the desk pages of a platform.
 BOARD_ROLES = {perms.MANAGER, perms.OPERATOR}
@@ -79,7 +84,8 @@ def today_index(request):
 
 def board_row(booking: Booking, now: datetime) -> dict:
     """Which buttons to offer on the board, and whether the person is late.
-    Hints only: booking/services.py decides, and its refusals are shown."""
+    Hints only: booking/services.py and billing/services.py decide, and their
+    refusals are shown."""
     confirmed = booking.status == Booking.Status.CONFIRMED
     waiting = confirmed and booking.checked_in_at is None
     return {
@@ -87,12 +93,25 @@ def board_row(booking: Booking, now: datetime) -> dict:
         "check_in": waiting and booking_services.check_in_open(booking, now),
         "check_out": confirmed and booking.checked_in_at is not None,
         "no_show": waiting and booking_services.no_show_due(booking, now),
+        "consumables": billing_services.takes_consumables(booking),
     }
+
+
+def _board_url(platform: Platform, booking_pk: int, record: bool = False) -> str:
+    """Back to the board, at the booking's row; `record`: with its consumables open."""
+    query = f"?record={booking_pk}" if record else ""
+    return f"{reverse('desk-today', args=[platform.pk])}{query}#booking-{booking_pk}"
 
 
 @login_required
 def today(request, pk):
-    platform = _platform(request, pk, BOARD_ROLES)
+    return _board(request, _platform(request, pk, BOARD_ROLES))
+
+
+def _board(request, platform: Platform, refused: tuple[Booking, ConsumableUseForm] | None = None):
+    """Today's board. `refused`: a booking and its consumables form that was
+    refused, shown again on its row with its errors and what was typed (400)."""
+    refused_pk, refused_form = refused or (None, None)
     tz = platform.tzinfo
     now = timezone.now()
     day = now.astimezone(tz).date()
@@ -115,11 +134,26 @@ def today(request, pk):
     )
     for booking in bookings:
         booking.board = board_row(booking, now)
+        booking.uses = []
+        booking.use_form = refused_form if booking.pk == refused_pk else None
+    # Consumables: two queries for the whole board, and none when nobody checked in.
+    checked_in = {b.pk: b for b in bookings if b.checked_in_at}
+    consumables = []
+    if any(b.board["consumables"] for b in bookings):
+        consumables = list(Consumable.objects.filter(platform=platform, is_active=True))
+    if checked_in:
+        for use in ConsumableUse.objects.filter(booking__in=list(checked_in)).select_related(
+            "consumable"
+        ):
+            checked_in[use.booking_id].uses.append(use)
+    if refused and refused_pk not in {b.pk for b in bookings}:  # not today's: said above
+        messages.error(request, " ".join(e for el in refused_form.errors.values() for e in el))
     counts = {
         "due": sum(1 for b in bookings if b.status == Booking.Status.CONFIRMED),
         "late": sum(1 for b in bookings if b.board["late"]),
         "in": sum(1 for b in bookings if b.board["check_out"]),
     }
+    record = request.GET.get("record", "")
     return render(
         request,
         "frontend/desk/today.html",
@@ -128,33 +162,95 @@ def today(request, pk):
             "bookings": bookings,
             "day": start,
             "counts": counts,
+            "consumables": consumables,
+            "record": int(record) if record.isdigit() else None,
+            "desk_page": "desk-today",  # also when a refused form is shown at its own URL
         },
+        status=400 if refused else 200,
     )
 
 
-def _board_action(service, done_message):
+def _board_booking(request, pk, booking_pk) -> tuple[Platform, Booking]:
+    platform = _platform(request, pk, BOARD_ROLES)
+    booking = get_object_or_404(
+        Booking.objects.select_related("machine__platform", "booked_by"),
+        pk=booking_pk,
+        machine__platform=platform,
+    )
+    return platform, booking
+
+
+def _board_action(service, done_message, then_record: bool = False):
     @login_required
     @require_POST
     def view(request, pk, booking_pk):
-        platform = _platform(request, pk, BOARD_ROLES)
-        booking = get_object_or_404(
-            Booking.objects.select_related("machine__platform"),
-            pk=booking_pk,
-            machine__platform=platform,
-        )
+        platform, booking = _board_booking(request, pk, booking_pk)
         who = booking.booked_by.get_full_name() or "—"
-        with reported(request, done=lambda: done_message() % {"who": who}):
+        with reported(request, done=lambda: done_message() % {"who": who}) as outcome:
             service(booking=booking, by=request.user)
-        return redirect("desk-today", pk=platform.pk)
+        return redirect(_board_url(platform, booking.pk, record=then_record and outcome.ok))
 
     return view
 
 
 board_check_in = _board_action(booking_services.check_in, lambda: _("%(who)s checked in."))
-board_check_out = _board_action(booking_services.check_out, lambda: _("%(who)s checked out."))
+# Checked out: the row opens its consumables, for what was used to be recorded now.
+board_check_out = _board_action(
+    booking_services.check_out, lambda: _("%(who)s checked out."), then_record=True
+)
 board_no_show = _board_action(
     booking_services.mark_no_show, lambda: _("%(who)s marked as a no-show.")
 )
+
+
+@login_required
+@require_POST
+def board_record_consumable(request, pk, booking_pk):
+    """Consumables used during a booking, from its check-in on (at check-out or
+    after), through billing/services.py as the API's /consumable-uses/ does."""
+    platform, booking = _board_booking(request, pk, booking_pk)
+    on_sale = Consumable.objects.filter(platform=platform, is_active=True)
+    form = ConsumableUseForm(request.POST, consumables=on_sale, prefix=f"use-{booking.pk}")
+    if form.is_valid():
+        data = form.cleaned_data
+        with onto(form) as outcome:
+            use = billing_services.record_consumable_use(
+                booking=booking,
+                consumable=data["consumable"],
+                quantity=data["quantity"],
+                by=request.user,
+            )
+        if outcome.ok:
+            messages.success(
+                request,
+                _("Recorded for %(who)s: %(what)s.")
+                % {"who": booking.booked_by.get_full_name() or "—", "what": _use_text(use)},
+            )
+            return redirect(_board_url(platform, booking.pk))
+    return _board(request, platform, refused=(booking.pk, form))
+
+
+@login_required
+@require_POST
+def board_remove_consumable(request, pk, use_pk):
+    """A mistaken entry goes (while it is on no issued invoice: the service says)."""
+    platform = _platform(request, pk, BOARD_ROLES)
+    use = get_object_or_404(
+        ConsumableUse.objects.select_related("consumable", "booking__machine__platform"),
+        pk=use_pk,
+        booking__machine__platform=platform,
+    )
+    with reported(request, done=lambda: _("Removed: %(what)s.") % {"what": _use_text(use)}):
+        billing_services.delete_consumable_use(use=use, by=request.user)
+    return redirect(_board_url(platform, use.booking_id))
+
+
+def _use_text(use: ConsumableUse) -> str:
+    return _("%(name)s, %(quantity)s %(unit)s") % {
+        "name": use.consumable.name,
+        "quantity": quantity(use.quantity),
+        "unit": use.consumable.unit,
+    }
 
 
 # --- Machines -----------------------------------------------------------------------------

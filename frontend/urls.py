@@ -72,6 +72,16 @@ urlpatterns = [
         platform_views.board_no_show,
         name="desk-no-show",
     ),
+    path(
+        "desk/platforms/<int:pk>/bookings/<int:booking_pk>/consumables/",
+        platform_views.board_record_consumable,
+        name="desk-consumables",
+    ),
+    path(
+        "desk/platforms/<int:pk>/consumable-uses/<int:use_pk>/remove/",
+        platform_views.board_remove_consumable,
+        name="desk-consumable-remove",
+    ),
     path("desk/machines/", platform_views.machines_index, name="desk-machines-index"),
     path("desk/platforms/<int:pk>/machines/", platform_views.machines, name="desk-machines"),
     path(

@@ -5,10 +5,11 @@ the platform (or its time zone name) instead, since a machine's hours are local
 to where it stands, whoever looks."""
 
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django import template
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 
 register = template.Library()
@@ -86,6 +87,16 @@ def minutes_as_duration(minutes):
     if not rest:
         return _("%(h)d h") % {"h": hours}
     return _("%(h)d h %(m)02d") % {"h": hours, "m": rest}
+
+
+@register.filter
+def quantity(value) -> str:
+    """A quantity without its trailing zeros, the reader's way: 250, 2.5 (2,5 in French)."""
+    if value is None or value == "":
+        return ""
+    value = Decimal(value)
+    shown = value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+    return number_format(shown)
 
 
 @register.filter

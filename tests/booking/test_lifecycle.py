@@ -742,6 +742,21 @@ def test_check_in_opens_15_minutes_before_the_start_and_closes_at_the_end(
     assert len(events("booking.check_in")) == int(allowed)
 
 
+@pytest.mark.parametrize(
+    ("hour", "minute", "open_"), [(8, 44, False), (8, 45, True), (10, 59, True), (11, 0, False)]
+)
+def test_the_pages_ask_the_services_for_the_check_in_window(lab, booked, day, hour, minute, open_):
+    # The pages offer "Check in" by this; check_in() refuses outside it.
+    assert services.check_in_opens(booked) == at(day, 8, 45)
+    assert services.check_in_open(booked, at(day, hour, minute)) is open_
+
+
+@pytest.mark.parametrize(("minute", "due"), [(14, False), (15, True)])
+def test_the_pages_ask_the_services_when_a_no_show_is_due(lab, booked, day, minute, due):
+    # The board offers "No-show" by this; mark_no_show() and mark_no_shows() keep it too.
+    assert services.no_show_due(booked, at(day, 9, minute)) is due
+
+
 def test_checking_in_twice_is_a_409(api, lab, booked, day):
     client = api.as_user(lab.a.org_member)
     with travel(at(day, 9)):

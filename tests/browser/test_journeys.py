@@ -12,10 +12,11 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from billing.models import ConsumableUse
 from booking import services
 from booking.models import Booking
 from core.models import Organization, User
-from equipment.models import Machine, MaintenanceWindow
+from equipment.models import Machine, MachineType, MaintenanceWindow
 from tests.booking.conftest import next_weekday
 from tests.browser.conftest import log_in
 
@@ -173,6 +174,42 @@ def test_a_member_books_by_form_on_a_phone(demo, phone, screenshot):
     screenshot(phone, "phone-catalogue")
 
 
+def test_finding_a_slot_and_the_company_page_fit_a_phone(demo, phone, screenshot):
+    admin = "claire.martin@mps-savoie.example"
+    log_in(phone, demo.url, admin)
+    fdm = MachineType.objects.get(slug="fdm-printer")
+    first = next_weekday(0).date()
+    window = urlencode(
+        {
+            "machine_type": fdm.pk,
+            "duration": 120,
+            "first_day": first.isoformat(),
+            "last_day": (first + timedelta(days=4)).isoformat(),
+        }
+    )
+
+    phone.goto(f"{demo.url}/find/?{window}")
+    expect(phone.locator("main article").first).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(phone, "phone-find")
+
+    company = Organization.objects.get(memberships__user__email=admin)
+    phone.goto(f"{demo.url}/organizations/{company.pk}/")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    current = phone.locator("nav.nav a[aria-current=page]")
+    expect(current).to_have_text("Mon entreprise")  # the phone is French
+    expect(current).to_be_in_viewport()
+    expect(phone.locator("form[action$='/remove/'] button").first).to_be_in_viewport()
+    screenshot(phone, "phone-company-members")
+
+    # A refused invitation is shown on the same page, which stays the current one.
+    phone.fill("#id_email", "not an address")
+    phone.locator("form[action$='/invite/'] button[type=submit]").click()
+    expect(phone.locator("#id_email")).to_have_attribute("aria-invalid", "true")
+    expect(phone.locator("nav.nav a[aria-current=page]")).to_have_text("Mon entreprise")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
 def test_a_phone_sees_field_errors_next_to_the_fields(demo, phone):
     log_in(phone, demo.url, MEMBER)
     printer = Machine.objects.get(name="Prusa Core One #2")
@@ -275,7 +312,6 @@ def test_an_operator_checks_a_member_in_and_out_on_todays_board(demo, english, s
     row = page.locator(f"#booking-{due.pk}")
     expect(row).to_have_class("late")  # due five minutes ago, not there yet
     expect(row).to_contain_text("Hugo Bernard")
-    screenshot(page, "en-desk-today")
     row.locator("form[action$='/check-in/'] button").click()
     expect(page.locator(".messages .success")).to_contain_text("checked in")
     expect(row.locator("form[action$='/check-out/'] button")).to_be_visible()
@@ -283,8 +319,26 @@ def test_an_operator_checks_a_member_in_and_out_on_todays_board(demo, english, s
     expect(page.locator(".messages .success")).to_contain_text("checked out")
     expect(row).to_contain_text("Completed")
 
+    # Checked out: the row's consumables are open, to record what was used.
+    quantity = row.locator("input[name$='-quantity']")
+    expect(quantity).to_be_visible()
+    row.locator("select[name$='-consumable']").select_option(label="PLA filament (g)")
+    quantity.fill("-5")
+    row.locator(".record-form button[type=submit]").click()
+    expect(quantity).to_have_attribute("aria-invalid", "true")  # next to the field, kept
+    expect(quantity).to_have_value("-5")
+    expect(row.locator(".errorlist")).to_contain_text("positive")
+    quantity.fill("250")
+    row.locator(".record-form button[type=submit]").click()
+    expect(page.locator(".messages .success")).to_contain_text("PLA filament, 250 g")
+    expect(row.locator(".use-list")).to_contain_text("PLA filament, 250 g")
+    screenshot(page, "en-desk-today")
+
     due.refresh_from_db()
     assert due.status == Booking.Status.COMPLETED and due.checked_in_at and due.checked_out_at
+    assert [(u.consumable.name, u.quantity) for u in ConsumableUse.objects.filter(booking=due)] == [
+        ("PLA filament", 250)
+    ]
     assert not errors
 
 
@@ -327,6 +381,11 @@ def test_the_utilisation_dashboard_draws_its_charts(demo, english, screenshot):
     )
     assert drawn == 4
     expect(page.locator("table.numbers tbody tr").first).to_be_visible()
+    # Peak hours: a table of local hours × weekdays, each cell saying its occupancy.
+    heatmap = page.locator("table.heatmap")
+    expect(heatmap.locator("caption")).to_contain_text("Europe/Paris")
+    expect(heatmap.locator("th[scope=row]").first).to_have_text(re.compile(r"^\d\d:00$"))
+    expect(heatmap.locator("td").first).to_have_text(re.compile(r"^(\d+\u00a0%|—)"))
     screenshot(page, "en-dashboard")
     assert not problems
 

@@ -3,6 +3,8 @@ once at creation (https, webcal, Google), renamed, revoked; another person's
 feed answers 404; a machine or platform I cannot see cannot be chosen."""
 
 import pytest
+from django.utils import translation
+from django.utils.html import escape
 
 from booking.models import FeedToken
 
@@ -63,6 +65,23 @@ def test_a_feed_without_a_name_is_refused_and_keeps_the_choice(member_client, la
     assert response.status_code == 400
     assert response.context["form"].errors["name"]
     assert f'value="{about}" selected' in response.content.decode()
+
+
+def test_a_feeds_target_is_introduced_with_french_punctuation(member_client, lab):
+    member_client.post(
+        "/calendar-feeds/", {"about": f"machine:{lab.a.machine.pk}", "name": "Printer"}
+    )
+
+    english = member_client.get("/calendar-feeds/").content.decode()
+    french = member_client.get("/calendar-feeds/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    kind = FeedToken.Kind.MACHINE.label
+    with translation.override("en"):
+        kind_en = str(kind)
+    with translation.override("fr"):
+        kind_fr = str(kind)
+    assert escape(f"{kind_en}: {lab.a.machine}") in english
+    assert escape(f"{kind_fr}\u00a0: {lab.a.machine}") in french  # no-break space, then colon
 
 
 def test_renaming_and_revoking(member_client, lab):

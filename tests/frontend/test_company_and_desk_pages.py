@@ -310,6 +310,35 @@ def test_navigation_follows_the_role(client, lab, who, shown, hidden):
         assert f'href="{link}' not in nav
 
 
+def nav_of(html: str) -> str:
+    return html[html.index('<nav class="nav"') : html.index("</nav>")]
+
+
+def test_the_company_pages_keep_the_navigation_with_my_company_current(admin_client, lab):
+    company = f"/organizations/{lab.a.org.pk}/"
+    refused = admin_client.post(f"{company}invite/", {"email": "not an address", "role": "member"})
+
+    for html in [
+        admin_client.get(company).content.decode(),
+        admin_client.get(f"{company}bookings/").content.decode(),
+        refused.content.decode(),  # shown at the form's own URL
+    ]:
+        nav = nav_of(html)
+        assert f'<a href="{company}" aria-current="page">My company</a>' in nav
+        assert 'href="/find/"' in nav and 'href="/dashboard/"' in nav  # the rest of it too
+
+
+def test_an_admin_of_two_companies_sees_only_the_current_one_marked(admin_client, lab):
+    factories.MembershipFactory(
+        user=lab.a.org_admin, organization=lab.b.org, role=Membership.Role.ADMIN
+    )
+
+    nav = nav_of(admin_client.get(f"/organizations/{lab.b.org.pk}/").content.decode())
+
+    assert f'<a href="/organizations/{lab.b.org.pk}/" aria-current="page">SME b</a>' in nav
+    assert f'<a href="/organizations/{lab.a.org.pk}/">SME a</a>' in nav
+
+
 def test_pages_have_landmarks_a_skip_link_and_labelled_fields(client, lab):
     client.force_login(lab.a.org_member)
 

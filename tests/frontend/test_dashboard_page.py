@@ -149,3 +149,85 @@ def test_the_charts_per_period_sum_the_machines_rows_as_the_period_table_would(
     ]
     assert charts["utilisation"]["all"] == expected
     assert charts["no_shows"]["series"][0]["data"] == [r["no_shows"] for r in table.rows]
+
+
+# --- Peak hours -------------------------------------------------------------------------
+
+
+def heat(response) -> dict:
+    """The heatmap's cells as {(weekday's short name, "HH:00"): text}."""
+    heatmap = response.context["heatmap"]
+    return {
+        (day["short"], row["hour"]): cell["text"]
+        for row in heatmap["rows"]
+        for day, cell in zip(heatmap["days"], row["cells"], strict=True)
+    }
+
+
+def test_peak_hours_show_each_weekday_and_local_hour_of_the_period(client, lab, activity):
+    client.force_login(lab.a.manager)
+
+    response = client.get(url(lab), period())
+
+    cells = heat(response)
+    hours = [row["hour"] for row in response.context["heatmap"]["rows"]]
+    assert hours == [f"{h:02d}:00" for h in range(8, 18)]  # opening hours, local (Paris)
+    # DAY is a Tuesday; one active printer, open every day: each cell is one hour.
+    assert cells[("Tue", "09:00")] == cells[("Tue", "10:00")] == "100\u00a0%"
+    assert cells[("Tue", "14:00")] == "100\u00a0%"
+    assert cells[("Tue", "12:00")] == cells[("Wed", "09:00")] == "0\u00a0%"
+    html = response.content.decode()
+    assert '<table class="heatmap">' in html and "<caption" in html and "Europe/Paris" in html
+    assert '<th scope="row">09:00</th>' in html
+    assert "1.0 h booked of 1.0 h" in html  # the hours behind a cell, for screen readers
+
+
+def test_peak_hours_follow_the_filters_and_the_audience(client, lab, activity):
+    client.force_login(lab.a.manager)
+    only_b = heat(client.get(url(lab), period(organization=lab.b.org.pk)))
+    client.force_login(lab.a.org_admin)
+    own = heat(client.get(url(lab), period()))
+
+    assert only_b[("Tue", "14:00")] == "100\u00a0%" and only_b[("Tue", "09:00")] == "0\u00a0%"
+    assert own[("Tue", "09:00")] == "100\u00a0%" and own[("Tue", "14:00")] == "0\u00a0%"
+
+
+def test_peak_hours_are_the_apis_heatmap_of_the_same_period_and_filters(client, lab, activity):
+    client.force_login(lab.a.manager)
+    response = client.get(url(lab), period(machine=lab.a.machine.pk, unit="week"))
+    csv_link = response.context["heatmap_csv"]
+
+    api = client.get(csv_link.replace("format=csv", "format=json")).json()
+
+    assert "machine=" in csv_link and "group_by" not in csv_link
+    assert client.get(csv_link)["Content-Type"].startswith("text/csv")
+    expected = {
+        (r["weekday"], r["hour"]): "—"
+        if r["occupancy"] is None
+        else f"{round(r['occupancy'] * 100)}\u00a0%"
+        for r in api["rows"]
+    }
+    heatmap = response.context["heatmap"]
+    for row in heatmap["rows"]:
+        hour = int(row["hour"][:2])
+        for weekday, cell in enumerate(row["cells"]):
+            assert cell["text"] == expected[(weekday, hour)], (weekday, hour)
+
+
+def test_a_period_without_opening_hours_says_so_instead_of_an_empty_heatmap(client, lab):
+    lab.a.platform.opening_hours.all().delete()
+    client.force_login(lab.a.manager)
+
+    response = client.get(url(lab), period())
+
+    assert response.context["heatmap"] is None
+    assert "No opening hours in this period." in response.content.decode()
+
+
+def test_peak_hours_speak_french(client, lab, activity):
+    client.force_login(lab.a.manager)
+
+    response = client.get(url(lab), period(), HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert response.context["heatmap"]["days"][1] == {"short": "mar", "name": "mardi"}
+    assert "1,0\u00a0h réservées sur 1,0\u00a0h" in response.content.decode()
