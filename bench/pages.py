@@ -193,11 +193,16 @@ def main() -> None:
     lyon = mill.platform
     midnight = datetime.combine(timezone.now().astimezone(lyon.tzinfo).date(), datetime.min.time())
     midnight = midnight.replace(tzinfo=lyon.tzinfo)
+    # The 08:00 ones are over (checked out, with consumables recorded), the 11:00 ones
+    # checked in: their rows carry the consumables form.
+    from billing.models import Consumable, ConsumableUse
+
     people = list(User.objects.filter(memberships__role="member"))
+    filament = Consumable.objects.filter(platform=lyon).first()
     for i, machine in enumerate(Machine.objects.filter(platform=lyon)):
         for hour in (8, 11, 14, 17):
             start = midnight + timedelta(hours=hour)
-            Booking.objects.create(
+            booking = Booking.objects.create(
                 machine=machine,
                 organization=people[i % len(people)].memberships.first().organization,
                 booked_by=people[i % len(people)],
@@ -205,7 +210,14 @@ def main() -> None:
                 end=start + timedelta(hours=2),
                 blocked_until=start + timedelta(hours=2),
                 title="Today",
+                status=Booking.Status.COMPLETED if hour == 8 else Booking.Status.CONFIRMED,
+                checked_in_at=start if hour in (8, 11) else None,
+                checked_out_at=start + timedelta(hours=2) if hour == 8 else None,
             )
+            if hour == 8 and filament is not None:
+                ConsumableUse.objects.create(
+                    booking=booking, consumable=filament, quantity=120, recorded_by=manager
+                )
     # Calendar feeds of the member.
     from booking import feeds
 

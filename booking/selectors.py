@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db.models import DateTimeField, Func, Value
@@ -96,6 +97,10 @@ def _subtract(intervals: list[Interval], busy: list[Interval]) -> list[Interval]
 # --- A platform's calendar: opening hours and closures ---------------------------------
 
 
+# Remembered: the same days and opening times come back again and again (the
+# dashboard's tables and heatmap each read a period's opening hours; every request
+# reads the same weeks), and the answer only depends on the time zone's rules.
+@lru_cache(maxsize=16384)
 def _wall_to_utc(day: date, wall: time, tz: ZoneInfo, *, last: bool) -> datetime:
     """The first instant whose local wall time on `day` is `wall` or later, or
     (last=True, for a closing time) the last one that is `wall` or earlier.

@@ -145,7 +145,13 @@ def _board(request, platform: Platform, refused: tuple[Booking, ConsumableUseFor
         for use in ConsumableUse.objects.filter(booking__in=list(checked_in)).select_related(
             "consumable"
         ):
-            checked_in[use.booking_id].uses.append(use)
+            booking = checked_in[use.booking_id]
+            use.text = _use_text(use)  # as the messages say it
+            use.remove_label = _("Remove %(what)s, recorded for %(who)s") % {
+                "what": use.text,
+                "who": booking.booked_by.get_full_name() or booking.booked_by.email,
+            }
+            booking.uses.append(use)
     if refused and refused_pk not in {b.pk for b in bookings}:  # not today's: said above
         messages.error(request, " ".join(e for el in refused_form.errors.values() for e in el))
     counts = {
@@ -165,6 +171,7 @@ def _board(request, platform: Platform, refused: tuple[Booking, ConsumableUseFor
             "consumables": consumables,
             "record": int(record) if record.isdigit() else None,
             "desk_page": "desk-today",  # also when a refused form is shown at its own URL
+            "board_url": reverse("desk-today", args=[platform.pk]),
         },
         status=400 if refused else 200,
     )

@@ -319,9 +319,10 @@ def test_an_operator_checks_a_member_in_and_out_on_todays_board(demo, english, s
     expect(page.locator(".messages .success")).to_contain_text("checked out")
     expect(row).to_contain_text("Completed")
 
-    # Checked out: the row's consumables are open, to record what was used.
+    # Checked out: the row's consumables form is open, to record what was used.
     quantity = row.locator("input[name$='-quantity']")
     expect(quantity).to_be_visible()
+    screenshot(page, "en-desk-today-consumables")
     row.locator("select[name$='-consumable']").select_option(label="PLA filament (g)")
     quantity.fill("-5")
     row.locator(".record-form button[type=submit]").click()

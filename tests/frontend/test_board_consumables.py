@@ -69,8 +69,8 @@ def test_checking_out_opens_the_rows_consumables_and_an_operator_records_them(
         out = client.post(f"/desk/platforms/{lab.a.platform.pk}/bookings/{session.pk}/check-out/")
         assert out["Location"] == f"{board(lab)}?record={session.pk}#booking-{session.pk}"
         html = client.get(out["Location"]).content.decode()
-        assert f'action="{record_url(lab, session)}"' in html
-        assert '<details class="record" open>' in html  # ready for what was used
+        form = html.split(f'action="{record_url(lab, session)}"')[1].split("</form>")[0]
+        assert f'id="use-{session.pk}-consumable"' in form and "autofocus" in form  # ready
         response = client.post(record_url(lab, session), used(session, filament, "250"))
 
     assert response.status_code == 302
@@ -94,7 +94,13 @@ def test_a_manager_records_while_the_person_is_still_in_the_lab(client, lab, ses
     client.force_login(lab.a.manager)
 
     with travel(9, 30):
-        assert f'action="{record_url(lab, session)}"' in client.get(board(lab)).content.decode()
+        html = client.get(board(lab)).content.decode()
+        # One form at a time: the row offers a link that opens its own.
+        assert f'action="{record_url(lab, session)}"' not in html
+        link = f'href="{board(lab)}?record={session.pk}#booking-{session.pk}"'
+        assert link in html
+        opened = client.get(f"{board(lab)}?record={session.pk}").content.decode()
+        assert f'action="{record_url(lab, session)}"' in opened
         client.post(record_url(lab, session), used(session, filament, "12.5"))
 
     assert ConsumableUse.objects.get(booking=session).quantity == Decimal("12.5")
@@ -115,7 +121,6 @@ def test_a_quantity_that_is_not_positive_is_refused_next_to_the_field(
     assert f'value="{quantity}"' in field and 'aria-invalid="true"' in field  # kept, marked
     assert "Give a positive quantity." in field
     assert f'<option value="{filament.pk}" selected>' in html
-    assert '<details class="record" open>' in html
     assert not ConsumableUse.objects.exists()
 
 
@@ -145,7 +150,7 @@ def test_a_booking_not_checked_in_takes_no_consumables(client, lab, book, filame
     client.force_login(lab.a.operator)
 
     with travel(10):
-        board_html = client.get(board(lab)).content.decode()
+        board_html = client.get(f"{board(lab)}?record={waiting.pk}").content.decode()
         response = client.post(record_url(lab, waiting), used(waiting, filament, "10"))
 
     assert f'action="{record_url(lab, waiting)}"' not in board_html  # not offered
@@ -220,7 +225,7 @@ def test_the_forms_carry_csrf_protection(lab, session, filament):
         assert (
             strict.post(record_url(lab, session), used(session, filament, "1")).status_code == 403
         )
-        html = strict.get(board(lab)).content.decode()
+        html = strict.get(f"{board(lab)}?record={session.pk}").content.decode()
 
     form = html.split(f'action="{record_url(lab, session)}"')[1].split("</form>")[0]
     assert 'name="csrfmiddlewaretoken"' in form
@@ -248,7 +253,7 @@ def test_the_board_with_consumables_costs_the_same_queries_for_1_or_12_sessions(
 
     rows = response.context["bookings"]
     assert len(rows) == n and all(len(b.uses) == 1 for b in rows)
-    assert response.content.decode().count('class="record-form"') == n
+    assert response.content.decode().count("?record=") == n  # a link each, no form
 
 
 def test_a_refusal_shown_at_the_forms_url_keeps_the_desk_tabs_and_platform_switch(
