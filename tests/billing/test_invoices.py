@@ -349,6 +349,28 @@ def test_drafts_are_edited_line_by_line_and_issued_invoices_are_paid_by_hand(bil
     assert api.post(f"{API}/invoices/{draft.pk}/payments/", {}).status_code == 409
 
 
+def test_a_bank_payment_after_a_partial_credit_note_takes_only_what_remains_due(
+    billing, draft, api
+):
+    invoice = issue(draft, billing)
+    note = services.create_credit_note(invoice=invoice, by=billing.a.accountant)
+    _first, *credited = note.lines.order_by("service_date", "pk")
+    for line in credited:  # credit all but the first line
+        services.remove_line(line=line, by=billing.a.accountant)
+    note = issue(note, billing)
+    due = invoice.total_with_tax - note.total_with_tax
+    assert invoice.remaining_due() == due > 0
+
+    api.as_user(billing.a.accountant)
+    url = f"{API}/invoices/{invoice.pk}/payments/"
+    too_much = api.post(url, {"amount": str(due + Decimal("0.01")), "received_on": "2026-11-20"})
+    assert too_much.status_code == 400 and "amount" in too_much.json()["error"]["details"]["fields"]
+    paid = api.post(url, {"reference": "VIR 43", "received_on": "2026-11-20"})
+    assert paid.status_code == 201, paid.json()
+    assert paid.json()["amount"] == str(due)
+    assert api.post(url, {}).json()["error"]["code"] == "invoice_paid"
+
+
 def test_smes_see_their_issued_invoices_only(billing, draft, api):
     api.as_user(billing.a.org_admin)
     assert api.get(f"{API}/invoices/{draft.pk}/").status_code == 404  # a draft: not yet
