@@ -9,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from billing import services
-from billing.models import Invoice, InvoiceIssued, InvoiceLine, Payment, Tariff
+from billing.models import CardPayment, Invoice, InvoiceIssued, InvoiceLine, Payment, Tariff
 from core.models import AuditEvent
 from tests.billing.conftest import booking, paris
 from tests.billing.support import draft_of, run
@@ -437,3 +438,44 @@ def test_concurrent_issuing_gives_gapless_unique_numbers(world):
     from billing.chain import verify
 
     assert verify() == []
+
+
+def test_listing_invoices_takes_the_same_queries_however_many_there_are(
+    billing, draft, api, django_assert_max_num_queries
+):
+    api.as_user(billing.a.accountant)
+    with CaptureQueriesContext(connection) as one:
+        assert api.get(f"{API}/invoices/").json()["count"] == 1
+
+    # Six documents: the invoice, issued, paid in part and tried by card; a draft credit
+    # note on it; four drafts with lines.
+    invoice = issue(draft, billing)
+    services.record_payment(
+        invoice=invoice,
+        by=billing.a.accountant,
+        amount=Decimal("10.00"),
+        reference="VIR",
+        received_on=date(2026, 11, 20),
+    )
+    services.create_credit_note(invoice=invoice, by=billing.a.accountant)
+    CardPayment.objects.create(
+        invoice=invoice, attempt=1, amount=Decimal("5.00"), currency="EUR", payment_intent="pi_1"
+    )
+    for month in (6, 7, 8, 9):
+        more = Invoice.objects.create(
+            platform=billing.a.platform,
+            organization=billing.a.org,
+            period_start=date(2026, month, 1),
+        )
+        for quantity in (1, 2):
+            services.add_line(
+                invoice=more,
+                by=billing.a.accountant,
+                description="Training",
+                quantity=Decimal(quantity),
+                unit="h",
+                unit_price=Decimal("60.00"),
+            )
+
+    with django_assert_max_num_queries(len(one)):
+        assert api.get(f"{API}/invoices/").json()["count"] == 6
