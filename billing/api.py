@@ -1,12 +1,13 @@
 """REST API for billing: thin views over billing.services and billing.runs."""
 
-import re
 from datetime import date
 from decimal import Decimal
 
 from django.db.models import Prefetch, Sum
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -24,13 +25,13 @@ from billing.models import (
     InvoiceLine,
     Payment,
     Tariff,
+    money,
 )
 from booking.models import Booking
-from core.api.filters import IdFilter, IdFilterSet
-from core.errors import Forbidden
+from core.api.filters import MAX_ID, IdFilter, IdFilterSet
+from core.errors import NotVisible
 from core.models import Organization
-from equipment.api import VisiblePlatformField
-from equipment.models import Machine, Platform
+from equipment.api import VisibleMachineField, VisiblePlatformField
 
 # --- Settings and price lists ------------------------------------------------------------------
 
@@ -94,14 +95,9 @@ class BillingSettingsViewSet(
         )
 
 
-class VisibleMachineOrNone(serializers.PrimaryKeyRelatedField):
-    def get_queryset(self):
-        return Machine.objects.visible_to(self.context["request"].user)
-
-
 class TariffSerializer(serializers.ModelSerializer):
     platform = VisiblePlatformField()
-    machine = VisibleMachineOrNone(required=False, allow_null=True)
+    machine = VisibleMachineField(required=False, allow_null=True)
 
     class Meta:
         model = Tariff
@@ -332,14 +328,7 @@ class FundingProgrammeViewSet(
         """What the programme financed: one row per funded booking. Platform managers
         and accountants see their platforms' rows; administrators see all."""
         programme = self.get_object()
-        allocations = programme.allocations.select_related(
-            "usage__organization", "usage__invoice"
-        ).order_by("usage__occurred_at", "pk")
-        if not request.user.is_superuser:
-            platforms = Platform.objects.staffed_by(request.user, services.CAN_EDIT_PRICES)
-            if not platforms.filter(labels=programme.label_id).exists():
-                raise Forbidden("Only the platforms' managers and accountants see this report.")
-            allocations = allocations.filter(usage__platform__in=platforms)
+        allocations = services.funding_report(programme=programme, by=request.user)
         remaining = programme.budget - (programme.spent_total or 0)
         body = {"programme": programme, "remaining": remaining, "allocations": allocations}
         return Response(FundingReportSerializer(body).data)
@@ -347,18 +336,15 @@ class FundingProgrammeViewSet(
 
 # --- Billing runs ------------------------------------------------------------------------------
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
 
 class MonthField(serializers.CharField):
     """A month as YYYY-MM."""
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        found = MONTH.match(value)
-        if not found or not 2000 <= int(found[1]) <= 2999:
-            raise serializers.ValidationError("Give a month as YYYY-MM, e.g. 2026-10.")
-        return date(int(found[1]), int(found[2]), 1)
+        month = runs.parse_month(super().to_internal_value(data))
+        if month is None:
+            raise serializers.ValidationError(_("Give a month as YYYY-MM, e.g. 2026-10."))
+        return month
 
     def to_representation(self, value):
         return f"{value:%Y-%m}"
@@ -443,11 +429,32 @@ class LineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CardPaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CardPayment
+        fields = [
+            "id",
+            "invoice",
+            "attempt",
+            "kind",
+            "payment_intent",
+            "amount",
+            "currency",
+            "status",
+            "failure_message",
+            "amount_refunded",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     lines = LineSerializer(many=True, read_only=True)
     payments = PaymentSerializer(many=True, read_only=True)
+    card_payments = CardPaymentSerializer(many=True, read_only=True)
     organization_name = serializers.CharField(source="organization.legal_name", read_only=True)
     amount_paid = serializers.SerializerMethodField()
+    remaining_due = serializers.SerializerMethodField()
     paid = serializers.SerializerMethodField()
 
     class Meta:
@@ -484,7 +491,9 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "vat_breakdown",
             "lines",
             "payments",
+            "card_payments",
             "amount_paid",
+            "remaining_due",
             "paid",
             "issued_at",
             "previous_hash",
@@ -493,13 +502,27 @@ class InvoiceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    # From the view's prefetches (payments, issued credit notes): no query per invoice.
     def get_amount_paid(self, invoice) -> str:
         return f"{sum(p.amount for p in invoice.payments.all()):.2f}"
 
-    def get_paid(self, invoice) -> bool:
+    def _remaining(self, invoice) -> Decimal | None:
         if not invoice.is_issued or invoice.kind != Invoice.Kind.INVOICE:
-            return False
-        return sum(p.amount for p in invoice.payments.all()) >= invoice.total_with_tax
+            return None
+        paid = sum(p.amount for p in invoice.payments.all())
+        credited = sum(n.total_with_tax for n in invoice.credit_notes.all() if n.is_issued)
+        return money(invoice.total_with_tax - paid - credited)
+
+    def get_remaining_due(self, invoice) -> str | None:
+        """What is still to pay: the total less payments and issued credit notes
+        (negative when overpaid); null for drafts and credit notes."""
+        remaining = self._remaining(invoice)
+        return None if remaining is None else f"{remaining:.2f}"
+
+    def get_paid(self, invoice) -> bool:
+        """Paid, and nothing remains due (one wholly credited is not "paid")."""
+        remaining = self._remaining(invoice)
+        return remaining is not None and remaining <= 0 and bool(invoice.payments.all())
 
 
 class InvoiceFilter(IdFilterSet):
@@ -513,25 +536,6 @@ class InvoiceFilter(IdFilterSet):
 
 class NoBodySerializer(serializers.Serializer):
     pass
-
-
-class CardPaymentSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = CardPayment
-        fields = [
-            "id",
-            "invoice",
-            "attempt",
-            "kind",
-            "payment_intent",
-            "amount",
-            "currency",
-            "status",
-            "failure_message",
-            "amount_refunded",
-            "created_at",
-        ]
-        read_only_fields = fields
 
 
 class CardPaymentStartSerializer(CardPaymentSerializer):
@@ -567,6 +571,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             .prefetch_related(
                 Prefetch("lines", queryset=InvoiceLine.objects.order_by("service_date", "pk")),
                 "payments",
+                Prefetch("card_payments", queryset=CardPayment.objects.order_by("attempt")),
+                "credit_notes",
             )
         )
 
@@ -718,3 +724,100 @@ class InvoiceLineViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         services.remove_line(line=instance, by=self.request.user)
+
+
+# --- Saved cards ---------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class VisibleOrganizationField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self):
+        return Organization.objects.visible_to(self.context["request"].user)
+
+
+class CardSetupRequestSerializer(serializers.Serializer):
+    organization = VisibleOrganizationField(help_text="Your organization the card is for.")
+
+
+class CardSetupSerializer(serializers.Serializer):
+    setup_intent = serializers.CharField(read_only=True)
+    client_secret = serializers.CharField(read_only=True)
+
+
+class SaveCardSerializer(CardSetupRequestSerializer):
+    setup_intent = serializers.RegexField(
+        r"^seti_[A-Za-z0-9]{1,200}$",
+        help_text="The SetupIntent the browser confirmed (seti_…).",
+    )
+
+
+class SavedCardSerializer(serializers.Serializer):
+    payment_method = serializers.CharField(read_only=True)
+    brand = serializers.CharField(read_only=True)
+    last4 = serializers.CharField(read_only=True)
+    exp_month = serializers.IntegerField(read_only=True)
+    exp_year = serializers.IntegerField(read_only=True)
+
+
+class SavedCardViewSet(viewsets.GenericViewSet):
+    """An organization's saved card, which its platforms may charge off-session
+    (`…/invoices/{id}/charge-saved-card/`). Its administrators and accountants set
+    it up (`setup/`, then confirm the card in the browser with Stripe.js), save it,
+    see it and remove it; the id in the path is the organization's. Stripe holds
+    the card: fabpool shows its brand, last four digits and expiry, never more."""
+
+    queryset = Organization.objects.none()  # for the schema; get_object() reads visible_to
+    serializer_class = SavedCardSerializer
+
+    def get_object(self):
+        pk = str(self.kwargs["pk"])
+        visible = Organization.objects.visible_to(self.request.user)
+        known = pk.isdigit() and int(pk) <= MAX_ID
+        organization = visible.filter(pk=int(pk)).first() if known else None
+        if organization is None:
+            raise NotVisible(_("No such organization."))
+        return organization
+
+    @extend_schema(
+        request=CardSetupRequestSerializer,
+        responses={201: CardSetupSerializer, 502: OpenApiResponse(description="Stripe failed.")},
+    )
+    @action(detail=False, methods=["post"], serializer_class=CardSetupRequestSerializer)
+    def setup(self, request):
+        """Start saving a card: a Stripe SetupIntent for off-session use. Confirm it
+        in the browser with Stripe.js and `client_secret`, then post its id here
+        (`POST /saved-cards/`). 409 `payments_not_configured` without Stripe."""
+        serializer = CardSetupRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        setup_intent, secret = payments.start_card_setup(
+            organization=serializer.validated_data["organization"], by=request.user
+        )
+        body = {"setup_intent": setup_intent, "client_secret": secret}
+        return Response(CardSetupSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=SaveCardSerializer,
+        responses={201: SavedCardSerializer, 502: OpenApiResponse(description="Stripe failed.")},
+    )
+    def create(self, request):
+        """Save the card of a confirmed SetupIntent as the organization's default
+        card (replacing the one before). 409 `card_setup_incomplete` before the
+        browser has confirmed it."""
+        serializer = SaveCardSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        card = payments.save_card(by=request.user, **serializer.validated_data)
+        return Response(SavedCardSerializer(card).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: SavedCardSerializer})
+    def retrieve(self, request, pk=None):
+        """The organization's saved card; 404 `no_saved_card` when it has none."""
+        card = payments.saved_card(organization=self.get_object(), by=request.user)
+        if card is None:
+            raise NotVisible(_("This organization has no saved card."), code="no_saved_card")
+        return Response(SavedCardSerializer(card).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, pk=None):
+        """Remove the saved card: it can no longer be charged (204, also when none)."""
+        payments.remove_saved_card(organization=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -297,7 +297,8 @@ class Rendered:
 
 
 def _lines(invoice: Invoice) -> list[InvoiceLine]:
-    return list(InvoiceLine.objects.filter(invoice=invoice).order_by("service_date", "pk"))
+    # By date then id (the model's ordering); from the prefetch an export made.
+    return list(invoice.lines.all())
 
 
 def _mentions(invoice: Invoice, labels: dict) -> str:

@@ -34,6 +34,7 @@ from equipment.models import (
     MachineType,
     Platform,
     PlatformMembership,
+    PlatformScopedQuerySet,
     PlatformStaff,
 )
 
@@ -91,18 +92,7 @@ class StaffOnlyQuerySet(models.QuerySet):
     """Rows only a platform's staff see (its billing settings, its runs)."""
 
     def visible_to(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_superuser:
-            return self.all()
         return self.filter(platform__in=_staffed(user))
-
-
-class PlatformPublicQuerySet(models.QuerySet):
-    """Price lists: visible to whoever sees the platform (its staff and the SMEs booking there)."""
-
-    def visible_to(self, user):
-        return self.filter(platform__in=Platform.objects.visible_to(user))
 
 
 class ConsumableUseQuerySet(models.QuerySet):
@@ -117,8 +107,10 @@ class FundingProgrammeQuerySet(models.QuerySet):
             return self.none()
         if user.is_superuser:
             return self.all()
-        visible = Platform.objects.visible_to(user)
-        return self.filter(label__platforms__in=visible).distinct()
+        # A subquery, not a join: joined to the label's platforms, a sum over the
+        # allocations (the API's `spent`) counted each once per visible platform.
+        labels = Label.objects.filter(platforms__in=Platform.objects.visible_to(user))
+        return self.filter(label__in=labels)
 
 
 class InvoiceQuerySet(models.QuerySet):
@@ -294,7 +286,8 @@ class Tariff(models.Model):
         _("VAT rate (%)"), **RATE, default=DEFAULT_VAT, validators=vat_validators
     )
 
-    objects = PlatformPublicQuerySet.as_manager()
+    # Price lists: whoever sees the platform (its staff and the SMEs booking there).
+    objects = PlatformScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["platform_id", "valid_from", "id"]
@@ -360,7 +353,8 @@ class Consumable(models.Model):
     )
     is_active = models.BooleanField(_("on sale"), default=True)
 
-    objects = PlatformPublicQuerySet.as_manager()
+    # Price lists: whoever sees the platform (its staff and the SMEs booking there).
+    objects = PlatformScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["platform_id", "name", "id"]
@@ -659,6 +653,17 @@ class Invoice(models.Model):
 
     def amount_paid(self) -> Decimal:
         return self.payments.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+    def credited_total(self) -> Decimal:
+        """What its issued credit notes take off this invoice."""
+        return self.credit_notes.filter(status=Invoice.Status.ISSUED).aggregate(
+            total=Sum("total_with_tax")
+        )["total"] or Decimal(0)
+
+    def remaining_due(self) -> Decimal:
+        """The total, less payments received and issued credit notes (to the cent:
+        SQLite's sums carry more digits)."""
+        return money(self.total_with_tax - self.amount_paid() - self.credited_total())
 
 
 class InvoiceLine(models.Model):

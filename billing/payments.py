@@ -2,7 +2,8 @@
 
 - An SME's administrator or accountant pays an issued invoice: a PaymentIntent for
   what remains due; the browser confirms it with the client_secret (Stripe.js).
-- A platform accountant charges the organization's saved card off-session.
+- An SME's administrator or accountant saves a card for later (a SetupIntent the
+  browser confirms); a platform accountant then charges it off-session.
 - The invoice is paid when Stripe says so: the `payment_intent.succeeded` webhook
   adds a Payment (unique per PaymentIntent). Each event is stored once
   (StripeEvent.stripe_id is unique), so replays change nothing.
@@ -13,6 +14,7 @@ Stripe is called inside the invoice's transaction (the invoice row is locked):
 two clicks on "pay" take turns and the second reuses the first PaymentIntent."""
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -35,7 +37,7 @@ from billing.models import (
     StripeEvent,
     StripeRefund,
 )
-from billing.services import CAN_INVOICE
+from billing.services import CAN_INVOICE, lock_payable
 from billing.stripe_api import from_minor, to_minor
 from core.audit import record
 from core.errors import Conflict, DomainError, Forbidden
@@ -72,31 +74,7 @@ def _provider_error(exc: stripe.StripeError) -> PaymentProviderError:
     )
 
 
-# --- What is due -------------------------------------------------------------------------------
-
-
-def remaining_due(invoice: Invoice) -> Decimal:
-    """The total, less payments received and issued credit notes."""
-    credited = Invoice.objects.filter(
-        credited_invoice=invoice, status=Invoice.Status.ISSUED
-    ).aggregate(total=Sum("total_with_tax"))["total"] or Decimal(0)
-    return invoice.total_with_tax - invoice.amount_paid() - credited
-
-
-def _lock_payable(invoice: Invoice) -> tuple[Invoice, Decimal]:
-    invoice = (
-        Invoice.objects.select_for_update()
-        .select_related("organization", "platform")
-        .get(pk=invoice.pk)
-    )
-    if not invoice.is_issued:
-        raise Conflict(_("A draft cannot be paid; issue it first."), code="invoice_draft")
-    if invoice.kind != Invoice.Kind.INVOICE:
-        raise Conflict(_("A credit note is not paid."), code="credit_note")
-    due = remaining_due(invoice)
-    if due <= 0:
-        raise Conflict(_("This invoice is already paid."), code="invoice_paid")
-    return invoice, due
+# --- Attempts -----------------------------------------------------------------------------------
 
 
 def _next_attempt(invoice: Invoice) -> int:
@@ -139,11 +117,11 @@ def ensure_customer(organization: Organization, api: stripe.StripeClient) -> Str
 # --- Paying ------------------------------------------------------------------------------------
 
 
-def _require_payer(user: User, invoice: Invoice) -> None:
+def _require_payer(user: User, organization_id: int) -> None:
     if user.is_superuser:
         return
     payer = Membership.objects.filter(
-        user=user, organization_id=invoice.organization_id, role__in=SME_PAYERS
+        user=user, organization_id=organization_id, role__in=SME_PAYERS
     ).exists()
     if not payer:
         raise Forbidden(
@@ -156,9 +134,9 @@ def pay_by_card(*, invoice: Invoice, by: User) -> tuple[CardPayment, str]:
     """A PaymentIntent for what remains due on an issued invoice; returns the attempt
     and the client_secret the browser confirms with. A pending attempt for the same
     amount is reused rather than opening a second one."""
-    _require_payer(by, invoice)
+    _require_payer(by, invoice.organization_id)
     api = stripe_api.client()
-    invoice, due = _lock_payable(invoice)
+    invoice, due = lock_payable(invoice)
     pending = (
         invoice.card_payments.filter(
             status=CardPayment.Status.PENDING, kind=CardPayment.Kind.ON_SESSION, amount=due
@@ -221,7 +199,7 @@ def charge_saved_card(
 def _charge_saved_card(*, invoice: Invoice, by: User, payment_method: str | None) -> CardPayment:
     perms.require_platform_role(by, invoice.platform, CAN_INVOICE)
     api = stripe_api.client()
-    invoice, due = _lock_payable(invoice)
+    invoice, due = lock_payable(invoice)
     customer = StripeCustomer.objects.filter(organization=invoice.organization).first()
     no_card = Conflict(
         _("This organization has no saved card; ask it to pay online."), code="no_saved_card"
@@ -280,6 +258,139 @@ def _charge_saved_card(*, invoice: Invoice, by: User, payment_method: str | None
         _record_success(intent.to_dict(), when=timezone.now())
         card.refresh_from_db()
     return card
+
+
+# --- Saved cards -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """What may be shown of a card: never its number."""
+
+    payment_method: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+def _card_of(method) -> SavedCard:
+    card = method.card
+    return SavedCard(
+        payment_method=method.id,
+        brand=str(getattr(card, "brand", "") or ""),
+        last4=str(getattr(card, "last4", "") or ""),
+        exp_month=int(getattr(card, "exp_month", 0) or 0),
+        exp_year=int(getattr(card, "exp_year", 0) or 0),
+    )
+
+
+def start_card_setup(*, organization: Organization, by: User) -> tuple[str, str]:
+    """A SetupIntent for a card the organization keeps for later (off-session)
+    charges: (its id, the client_secret the browser confirms it with, Stripe.js).
+    Then `save_card` (the browser's call back) or the `setup_intent.succeeded`
+    webhook makes it the organization's default card."""
+    _require_payer(by, organization.pk)
+    api = stripe_api.client()
+    customer = ensure_customer(organization, api)
+    try:
+        intent = api.v1.setup_intents.create(
+            params={
+                "customer": customer.stripe_id,
+                "usage": "off_session",
+                "payment_method_types": ["card"],
+                "metadata": {"fabpool_organization_id": str(organization.pk)},
+            }
+        )
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+    return intent.id, intent.client_secret
+
+
+@transaction.atomic
+def save_card(*, organization: Organization, setup_intent: str, by: User) -> SavedCard:
+    """Make the card of a confirmed SetupIntent the organization's default card.
+    The browser names the SetupIntent only: its card and customer are asked of
+    Stripe, so nobody saves a card set up for another organization."""
+    _require_payer(by, organization.pk)
+    api = stripe_api.client()
+    customer = StripeCustomer.objects.filter(organization=organization).first()
+    unknown = ValidationError(
+        {"setup_intent": _("No card set up for this organization has this id.")}
+    )
+    if customer is None:
+        raise unknown
+    try:
+        intent = api.v1.setup_intents.retrieve(setup_intent)
+    except stripe.InvalidRequestError:
+        raise unknown from None
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+    if intent.customer != customer.stripe_id:
+        raise unknown
+    if intent.status != "succeeded" or not intent.payment_method:
+        raise Conflict(
+            _("The card is not confirmed yet; finish the card form first."),
+            code="card_setup_incomplete",
+        )
+    card = _make_default(api, customer, intent.payment_method)
+    record(actor=by, action="card.save", target=organization, changes={"last4": card.last4})
+    return card
+
+
+def _make_default(api: stripe.StripeClient, customer: StripeCustomer, method_id: str) -> SavedCard:
+    """Attach the card to the customer (Stripe has done so when the SetupIntent
+    named the customer; some servers have not) and make it the default one."""
+    try:
+        method = api.v1.payment_methods.retrieve(method_id)
+        if getattr(method, "customer", None) != customer.stripe_id:
+            method = api.v1.payment_methods.attach(
+                method_id, params={"customer": customer.stripe_id}
+            )
+        api.v1.customers.update(
+            customer.stripe_id, params={"invoice_settings": {"default_payment_method": method_id}}
+        )
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+    return _card_of(method)
+
+
+def saved_card(*, organization: Organization, by: User) -> SavedCard | None:
+    """The card a platform would charge off-session, or None."""
+    _require_payer(by, organization.pk)
+    customer = StripeCustomer.objects.filter(organization=organization).first()
+    if customer is None or not stripe_api.configured():
+        return None
+    api = stripe_api.client()
+    try:
+        found = api.v1.customers.retrieve(customer.stripe_id).invoice_settings
+        method_id = getattr(found, "default_payment_method", None)
+        return _card_of(api.v1.payment_methods.retrieve(method_id)) if method_id else None
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+
+
+@transaction.atomic
+def remove_saved_card(*, organization: Organization, by: User) -> None:
+    """Forget the default card: detached from the customer, it can no longer be
+    charged. Nothing to remove is not an error (a second click)."""
+    _require_payer(by, organization.pk)
+    api = stripe_api.client()
+    customer = StripeCustomer.objects.filter(organization=organization).first()
+    if customer is None:
+        return
+    try:
+        found = api.v1.customers.retrieve(customer.stripe_id).invoice_settings
+        method_id = getattr(found, "default_payment_method", None)
+        if not method_id:
+            return
+        api.v1.customers.update(
+            customer.stripe_id, params={"invoice_settings": {"default_payment_method": ""}}
+        )
+        api.v1.payment_methods.detach(method_id)
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+    record(actor=by, action="card.remove", target=organization)
 
 
 # --- Webhooks ----------------------------------------------------------------------------------
@@ -385,7 +496,7 @@ def _record_success(obj: dict, *, when: datetime) -> str:
         received_on=timezone.localtime(when, invoice.platform.tzinfo).date(),
     )
     record(actor=None, action="payment.create", target=payment, changes={"amount": amount})
-    left = remaining_due(invoice)
+    left = invoice.remaining_due()
     return f"paid {amount}" + (f", {left} still due" if left > 0 else "")
 
 
@@ -437,7 +548,22 @@ def _charge_refunded(obj: dict, *, when: datetime) -> str:
     return f"refunded {card.amount_refunded} in all; {confirmed} refund(s) confirmed"
 
 
+def _card_set_up(obj: dict, *, when: datetime) -> str:
+    """A SetupIntent confirmed in the browser, should the browser not have called
+    back: its card becomes the organization's default one (again, harmlessly)."""
+    customer = StripeCustomer.objects.filter(stripe_id=str(obj.get("customer") or "")).first()
+    method_id = obj.get("payment_method")
+    if customer is None or not isinstance(method_id, str) or not method_id:
+        return "ignored: not a card set up for a fabpool organization"
+    card = _make_default(stripe_api.client(), customer, method_id)
+    record(
+        actor=None, action="card.save", target=customer.organization, changes={"last4": card.last4}
+    )
+    return f"card {card.brand} {card.last4} saved"
+
+
 HANDLERS = {
+    "setup_intent.succeeded": _card_set_up,
     "payment_intent.succeeded": _record_success,
     "payment_intent.payment_failed": _payment_failed,
     "charge.refunded": _charge_refunded,
@@ -462,10 +588,7 @@ def refund_on_credit_note(sender, instance: Invoice, created: bool, **kwargs) ->
 
 def plan_refunds(note: Invoice) -> list[StripeRefund]:
     invoice = Invoice.objects.select_for_update().get(pk=note.credited_invoice_id)
-    credited = Invoice.objects.filter(
-        credited_invoice=invoice, status=Invoice.Status.ISSUED
-    ).aggregate(total=Sum("total_with_tax"))["total"] or Decimal(0)
-    overpaid = invoice.amount_paid() - (invoice.total_with_tax - credited)
+    overpaid = -invoice.remaining_due()
     already = StripeRefund.objects.filter(card_payment__invoice=invoice).exclude(
         status=StripeRefund.Status.FAILED
     )

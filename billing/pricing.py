@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing.models import Tariff, money
+from equipment.models import PlatformMembership
 
 HOUR = Decimal(60)
 FOUR_PLACES = Decimal("0.0001")
@@ -75,3 +76,33 @@ class TariffBook:
                 ):
                     return tariff
         return None
+
+
+@dataclass(frozen=True)
+class PriceList:
+    """What a machine costs a price tier on a day: the tariff that applies, if any."""
+
+    tier: str
+    tier_label: str
+    tariff: Tariff | None
+
+
+def machine_prices(machine, *, tiers: list[str], day: date) -> list[PriceList]:
+    """The tariff that applies to `machine` on `day` for each of `tiers` (the
+    PlatformMembership tiers of its platform), in the order given, each once,
+    as a billing run would find it. One query."""
+    valid = Tariff.objects.filter(platform_id=machine.platform_id, valid_from__lte=day).exclude(
+        valid_until__lt=day
+    )
+    book = TariffBook(valid)
+    labels = dict(PlatformMembership.Tier.choices)
+    return [
+        PriceList(
+            tier,
+            labels.get(tier, tier),
+            book.find(
+                machine_id=machine.pk, machine_type_id=machine.machine_type_id, tier=tier, day=day
+            ),
+        )
+        for tier in dict.fromkeys(tiers)
+    ]

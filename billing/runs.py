@@ -15,6 +15,7 @@
 Everything is read and written in bulk: the number of queries depends on the
 number of rows in batches of BATCH, never on the bookings of one organization."""
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,17 @@ LINE_FIELDS = (
     "allocation_id",
     "booking_id",
 )
+
+
+MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def parse_month(text: str) -> date | None:
+    """The first day of a month written YYYY-MM (years 2000-2999), or None."""
+    found = MONTH.fullmatch(text.strip())
+    if not found or not 2000 <= int(found[1]) <= 2999:
+        return None
+    return date(int(found[1]), int(found[2]), 1)
 
 
 def month_bounds(month: date, tz) -> tuple[datetime, datetime]:

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -355,10 +354,7 @@ def issue_invoice(*, invoice: Invoice, by: User, issue_date: date | None = None)
         raise ValidationError({"lines": _("The total cannot be negative; issue a credit note.")})
     if invoice.kind == Invoice.Kind.CREDIT_NOTE:
         credited = invoice.credited_invoice
-        already = Invoice.objects.filter(
-            credited_invoice=credited, status=Invoice.Status.ISSUED
-        ).aggregate(total=Sum("total_with_tax"))["total"] or Decimal(0)
-        if already + invoice.total_with_tax > credited.total_with_tax:
+        if credited.credited_total() + invoice.total_with_tax > credited.total_with_tax:
             raise ValidationError(
                 {"lines": _("Credit notes cannot credit more than the invoice's total.")}
             )
@@ -430,6 +426,39 @@ def create_credit_note(*, invoice: Invoice, by: User) -> Invoice:
 # --- Payments ----------------------------------------------------------------------------------
 
 
+def lock_payable(invoice: Invoice) -> tuple[Invoice, Decimal]:
+    """The invoice's row, locked, and what remains due on it; a draft, a credit
+    note or a settled invoice cannot be paid. For bank and card payments alike."""
+    invoice = (
+        Invoice.objects.select_for_update()
+        .select_related("organization", "platform")
+        .get(pk=invoice.pk)
+    )
+    if not invoice.is_issued:
+        raise Conflict(_("A draft cannot be paid; issue it first."), code="invoice_draft")
+    if invoice.kind != Invoice.Kind.INVOICE:
+        raise Conflict(_("A credit note is not paid."), code="credit_note")
+    due = invoice.remaining_due()
+    if due <= 0:
+        raise Conflict(_("This invoice is already paid."), code="invoice_paid")
+    return invoice, due
+
+
+def funding_report(*, programme: FundingProgramme, by: User):
+    """What `programme` financed, one allocation per funded booking: all of it for
+    administrators; for the managers and accountants of the label's platforms,
+    their platforms' rows; for anyone else, Forbidden."""
+    allocations = programme.allocations.select_related(
+        "usage__organization", "usage__invoice"
+    ).order_by("usage__occurred_at", "pk")
+    if by.is_superuser:
+        return allocations
+    platforms = Platform.objects.staffed_by(by, CAN_EDIT_PRICES)
+    if not platforms.filter(labels=programme.label_id).exists():
+        raise Forbidden(_("Only the platforms' managers and accountants see this report."))
+    return allocations.filter(usage__platform__in=platforms)
+
+
 @transaction.atomic
 def record_payment(
     *,
@@ -442,14 +471,7 @@ def record_payment(
 ) -> Payment:
     """Mark an issued invoice paid (in full by default, or in part)."""
     perms.require_platform_role(by, invoice.platform, CAN_INVOICE)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if not invoice.is_issued:
-        raise Conflict(_("A draft cannot be paid; issue it first."), code="invoice_draft")
-    if invoice.kind != Invoice.Kind.INVOICE:
-        raise Conflict(_("A credit note is not paid."), code="credit_note")
-    due = invoice.total_with_tax - invoice.amount_paid()
-    if due <= 0:
-        raise Conflict(_("This invoice is already paid."), code="invoice_paid")
+    invoice, due = lock_payable(invoice)
     amount = due if amount is None else amount
     if amount > due:
         raise ValidationError({"amount": _("More than what remains due (%(due)s).") % {"due": due}})

@@ -61,17 +61,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from booking.models import Booking
-from booking.rules import merged_spans
-from booking.selectors import Interval, _Calendar, _merged, _wall_to_utc
+from booking.selectors import Interval, _merged, _wall_to_utc, platform_calendars
 from booking.services import CHECK_IN_OPENS_BEFORE
 from core.errors import Forbidden
 from core.models import Organization
 from equipment.models import (
-    Closure,
     Machine,
     MachineType,
     MaintenanceWindow,
-    OpeningHours,
     Platform,
     PlatformStaff,
 )
@@ -195,27 +192,13 @@ class _Capacity:
     @classmethod
     def load(cls, platforms, machine_ids: QuerySet, periods, utc_by_tz) -> "_Capacity":
         """Three queries: opening hours, closures, maintenance windows."""
-        ids = [p.pk for p in platforms]
-        first, last = periods[0][0], periods[-1][1]
-        hours = defaultdict(list)
-        for row in OpeningHours.objects.filter(platform_id__in=ids):
-            hours[row.platform_id].append(row)
-        closed = defaultdict(set)
-        for closure in Closure.objects.filter(
-            platform_id__in=ids, start_date__lt=last, end_date__gte=first
-        ):
-            day = max(closure.start_date, first)
-            while day <= min(closure.end_date, last):
-                closed[closure.platform_id].add(day)
-                day += timedelta(days=1)
-        opened = {}
-        for platform in platforms:
-            calendar = _Calendar(
-                platform.tzinfo, merged_spans(hours[platform.pk]), closed[platform.pk]
-            )
-            opened[platform.pk] = [
-                calendar.open_intervals(s, e) for s, e in utc_by_tz[platform.timezone]
+        calendars = platform_calendars(platforms, periods[0][0], periods[-1][1])
+        opened = {
+            platform.pk: [
+                calendars[platform.pk].open_intervals(s, e) for s, e in utc_by_tz[platform.timezone]
             ]
+            for platform in platforms
+        }
         everything = [t for per_tz in utc_by_tz.values() for t in per_tz]
         lo, hi = min(s for s, _e in everything), max(e for _s, e in everything)
         windows = defaultdict(list)
@@ -1117,11 +1100,34 @@ def peak_hours(
 # superusers, never naming or grouping by an SME.
 
 
+def narrow_machines(machines: QuerySet, *, machine=None, machine_type=None) -> QuerySet:
+    """`machines` narrowed to one machine and/or one type (ids or rows), when chosen."""
+    if machine is not None:
+        machines = machines.filter(pk=getattr(machine, "pk", machine))
+    if machine_type is not None:
+        machines = machines.filter(machine_type_id=getattr(machine_type, "pk", machine_type))
+    return machines
+
+
 @dataclass(frozen=True)
 class Audience:
     machines: QuerySet
     organizations: QuerySet | None  # None: every organization's bookings count
     names_organizations: bool  # whether rows may be grouped or filtered by organization
+
+    def narrowed(
+        self, *, machine=None, machine_type=None, organization=None
+    ) -> tuple[QuerySet, QuerySet | None]:
+        """The machines and organizations a table counts, narrowed to the filters
+        chosen (ids or rows); never beyond what this audience may see."""
+        machines = narrow_machines(self.machines, machine=machine, machine_type=machine_type)
+        organizations = self.organizations
+        if organization is not None:
+            chosen = Organization.objects.filter(pk=getattr(organization, "pk", organization))
+            if organizations is not None:
+                chosen = chosen.filter(pk__in=organizations.values("pk"))
+            organizations = chosen
+        return machines, organizations
 
 
 def platform_audience(user, platform) -> Audience:

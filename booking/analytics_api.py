@@ -26,7 +26,6 @@ from rest_framework.response import Response
 
 from booking import analytics
 from core.api.filters import MAX_ID
-from core.models import Organization
 from equipment.models import Label, Machine, Platform
 
 CSV_MEDIA = "text/csv"
@@ -309,14 +308,6 @@ class _UtilisationView(generics.GenericAPIView):
         return query.validated_data
 
     @staticmethod
-    def narrowed(machines, data: dict):
-        if "machine" in data:
-            machines = machines.filter(pk=data["machine"])
-        if "machine_type" in data:
-            machines = machines.filter(machine_type_id=data["machine_type"])
-        return machines
-
-    @staticmethod
     def body(table: analytics.Table, data: dict) -> dict:
         return {
             "start": data["start"],
@@ -363,13 +354,12 @@ class PlatformUtilisationView(_UtilisationView):
         platform = self.get_object()
         audience = analytics.platform_audience(self.request.user, platform)
         data = self.query()
-        organizations = audience.organizations
-        if "organization" in data:
-            chosen = Organization.objects.filter(pk=data["organization"])
-            if organizations is not None:
-                chosen = chosen.filter(pk__in=organizations.values("pk"))
-            organizations = chosen
-        return platform, self.narrowed(audience.machines, data), organizations, data
+        machines, organizations = audience.narrowed(
+            machine=data.get("machine"),
+            machine_type=data.get("machine_type"),
+            organization=data.get("organization"),
+        )
+        return platform, machines, organizations, data
 
 
 class PlatformHeatmapView(PlatformUtilisationView):
@@ -428,7 +418,9 @@ class LabelUtilisationView(_UtilisationView):
         machines = Machine.objects.filter(platform__in=[p.pk for p in platforms])
         table = analytics.utilisation(
             platforms=platforms,
-            machines=self.narrowed(machines, data),
+            machines=analytics.narrow_machines(
+                machines, machine=data.get("machine"), machine_type=data.get("machine_type")
+            ),
             start=data["start"],
             end=data["end"],
             group_by=data["group_by"],

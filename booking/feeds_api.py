@@ -75,16 +75,10 @@ class CreateFeedTokenSerializer(serializers.Serializer):
     )
 
     def validate(self, data):
+        given = {f for f in ("organization", "machine", "platform") if data.get(f) is not None}
+        if errors := FeedToken.target_errors(data["kind"], given):
+            raise serializers.ValidationError({field: [error] for field, error in errors.items()})
         wanted = FeedToken.TARGETS[FeedToken.Kind(data["kind"])]
-        errors = {}
-        for field in ("organization", "machine", "platform"):
-            given = data.get(field) is not None
-            if field == wanted and not given:
-                errors[field] = [_("A feed of this kind needs one.")]
-            elif field != wanted and given:
-                errors[field] = [_("A feed of this kind has none.")]
-        if errors:
-            raise serializers.ValidationError(errors)
         data["target_id"] = data.get(wanted) if wanted else None
         return data
 

@@ -373,16 +373,22 @@ class FeedToken(models.Model):
         field = self.TARGETS[self.Kind(self.kind)]
         return getattr(self, field) if field else None
 
-    def clean(self) -> None:
+    @classmethod
+    def target_errors(cls, kind: str, given: set[str]) -> dict[str, str]:
+        """What is wrong with naming the targets `given` (field names) for a feed
+        of `kind`: it needs its own target and no other. Shared with the API."""
+        wanted = cls.TARGETS.get(kind)
         errors = {}
-        wanted = self.TARGETS.get(self.kind)
         for field in ("organization", "machine", "platform"):
-            given = getattr(self, f"{field}_id") is not None
-            if field == wanted and not given:
+            if field == wanted and field not in given:
                 errors[field] = _("A feed of this kind needs one.")
-            elif field != wanted and given:
+            elif field != wanted and field in given:
                 errors[field] = _("A feed of this kind has none.")
-        if errors:
+        return errors
+
+    def clean(self) -> None:
+        given = {f for f in ("organization", "machine", "platform") if getattr(self, f"{f}_id")}
+        if errors := self.target_errors(self.kind, given):
             raise ValidationError(errors)
 
 

@@ -15,6 +15,7 @@ def email_preferences_of(user: User) -> EmailPreferences:
 @transaction.atomic
 def update_email_preferences(*, user: User, data: dict[str, bool]) -> EmailPreferences:
     """Turn kinds of email (EmailPreferences.KINDS) on or off for `user`; audited."""
-    EmailPreferences.objects.get_or_create(user=user)
-    preferences = EmailPreferences.objects.select_for_update().get(user=user)
+    # Locked whether found or just created (a concurrent first save loses the race
+    # to the unique user and get_or_create then reads, and locks, the winner's row).
+    preferences, _created = EmailPreferences.objects.select_for_update().get_or_create(user=user)
     return save_changes(preferences, by=user, data=data)

@@ -178,26 +178,31 @@ def _quotas(
         Q(machine_type_id=machine.machine_type_id) | Q(machine_type__isnull=True),
         platform_id=machine.platform_id,
     )
+    quotas = list(quotas)
+    if not quotas:
+        return []
     local_start = start.astimezone(machine.platform.tzinfo)
-    problems = []
-    for quota in quotas:
-        first, after = _quota_period(quota, local_start)
-        booked = Booking.objects.active().filter(
-            organization=organization,
-            machine__platform_id=machine.platform_id,
-            start__gte=first,
-            start__lt=after,
-        )
+    periods = [_quota_period(quota, local_start) for quota in quotas]
+    # Every quota's usage in one query: a filtered sum per quota over their union.
+    booked = Booking.objects.active().filter(
+        organization=organization,
+        machine__platform_id=machine.platform_id,
+        start__gte=min(first for first, _after in periods),
+        start__lt=max(after for _first, after in periods),
+    )
+    if ignoring is not None:
+        booked = booked.exclude(pk=ignoring.pk)
+    duration = ExpressionWrapper(F("end") - F("start"), output_field=DurationField())
+    sums = {}
+    for i, (quota, (first, after)) in enumerate(zip(quotas, periods, strict=True)):
+        within = Q(start__gte=first, start__lt=after)
         if quota.machine_type_id:
-            booked = booked.filter(machine__machine_type_id=quota.machine_type_id)
-        if ignoring is not None:
-            booked = booked.exclude(pk=ignoring.pk)
-        used = (
-            booked.aggregate(
-                used=Sum(ExpressionWrapper(F("end") - F("start"), output_field=DurationField()))
-            )["used"]
-            or timedelta()
-        )
+            within &= Q(machine__machine_type_id=quota.machine_type_id)
+        sums[f"q{i}"] = Sum(duration, filter=within)
+    usage = booked.aggregate(**sums)
+    problems = []
+    for i, quota in enumerate(quotas):
+        used = usage[f"q{i}"] or timedelta()
         if used + (end - start) > timedelta(hours=quota.max_hours):
             problems.append(
                 Problem(

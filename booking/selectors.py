@@ -47,7 +47,7 @@ from booking.rules import (
     within_opening_hours,
 )
 from core.models import User
-from equipment.models import Closure, Machine, MaintenanceWindow, OpeningHours
+from equipment.models import Closure, Machine, MaintenanceWindow, OpeningHours, Platform
 
 Interval = tuple[datetime, datetime]
 
@@ -223,11 +223,21 @@ def _aware(moment: datetime) -> datetime:
 def _calendars(machines: list[Machine], start: datetime, end: datetime) -> dict[int, _Calendar]:
     """The calendars of the machines' platforms around [start, end): two queries."""
     platforms = {m.platform_id: m.platform for m in machines}
+    # Local days are within a day of UTC ones, whatever the zone.
+    return platform_calendars(
+        platforms.values(), start.date() - timedelta(days=1), end.date() + timedelta(days=1)
+    )
+
+
+def platform_calendars(
+    platforms: Iterable[Platform], first: date, last: date
+) -> dict[int, _Calendar]:
+    """Each platform's calendar (opening hours, closed days) from local day `first`
+    to `last` included: two queries, whatever the number of platforms."""
+    platforms = {platform.pk: platform for platform in platforms}
     hours: dict[int, list] = defaultdict(list)
     for row in OpeningHours.objects.filter(platform_id__in=platforms):
         hours[row.platform_id].append(row)
-    # Local days are within a day of UTC ones, whatever the zone.
-    first, last = start.date() - timedelta(days=1), end.date() + timedelta(days=1)
     closed: dict[int, set[date]] = defaultdict(set)
     for closure in Closure.objects.filter(
         platform_id__in=platforms, start_date__lte=last, end_date__gte=first

@@ -185,14 +185,21 @@ def create_booking(
     return booking
 
 
+def _is_booking_staff(user: User, platform_id: int) -> bool:
+    """A manager or operator of the platform (or a superuser)."""
+    return (
+        user.is_superuser
+        or PlatformStaff.objects.filter(
+            user=user, platform_id=platform_id, role__in=BOOKING_STAFF_ROLES
+        ).exists()
+    )
+
+
 def _require_may_change(user: User, booking: Booking) -> None:
     in_organization = Membership.objects.filter(
         user=user, organization_id=booking.organization_id, role__in=BOOKING_ROLES
     ).exists()
-    is_staff = PlatformStaff.objects.filter(
-        user=user, platform_id=booking.machine.platform_id, role__in=BOOKING_STAFF_ROLES
-    ).exists()
-    if not (in_organization or is_staff or user.is_superuser):
+    if not (in_organization or _is_booking_staff(user, booking.machine.platform_id)):
         raise Forbidden(_("Only the organization's members or the platform's staff may do this."))
 
 
@@ -266,9 +273,12 @@ def move_booking(
     now = timezone.now()
     if booking.start <= now or booking.checked_in_at:  # checked in early: started
         raise Conflict(_("A booking that has started cannot be moved."), code="booking_started")
-    if override_reason and not _may_override(by, machine):
-        raise Forbidden(_("Only the platform's managers may override booking rules."))
     start, end = start.astimezone(UTC), end.astimezone(UTC)
+    facts = standing(
+        machine=machine, organization=booking.organization, by=by, start=start, end=end
+    )
+    if override_reason and not facts.manager:
+        raise Forbidden(_("Only the platform's managers may override booking rules."))
     problems = booking_problems(
         machine=machine,
         organization=booking.organization,
@@ -277,6 +287,7 @@ def move_booking(
         end=end,
         now=now,
         ignoring=booking,
+        known=facts,
     )
     blocking = [p for p in problems if not (override_reason and p.soft)]
     if blocking:
@@ -289,7 +300,7 @@ def move_booking(
     if (start, end) == (booking.start, booking.end):
         return booking  # nothing moves: no new sequence, no new approval round
     booking.start, booking.end, booking.blocked_until = start, end, blocked_until
-    if machine.approval_required and not _may_override(by, machine):
+    if machine.approval_required and not facts.manager:
         # Asks again: the earlier decision was about other times.
         booking.status = Booking.Status.PENDING
         booking.decided_at, booking.decided_by, booking.decision_note = None, None, ""
@@ -373,8 +384,7 @@ def no_show_due(booking: Booking, now: datetime) -> bool:
     """Whether the platform's grace period after the start has passed at `now`, so
     that a booking nobody checked in may be marked a no-show (its status aside).
     Reads booking.machine.platform: load them with the booking."""
-    grace = timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
-    return booking.start + grace <= now
+    return _grace_ends(booking) <= now
 
 
 @transaction.atomic
@@ -417,12 +427,7 @@ def mark_no_show(*, booking: Booking, by: User) -> Booking:
     without a check-in (mark_no_shows does the same for all, unattended). Only
     the platform's managers and operators: the SME would not say it of itself."""
     booking = _locked(booking)
-    if not (
-        by.is_superuser
-        or PlatformStaff.objects.filter(
-            user=by, platform_id=booking.machine.platform_id, role__in=BOOKING_STAFF_ROLES
-        ).exists()
-    ):
+    if not _is_booking_staff(by, booking.machine.platform_id):
         raise Forbidden(_("Only the platform's managers and operators may mark a no-show."))
     _require_status(booking, Booking.Status.CONFIRMED)
     if booking.checked_in_at:
@@ -432,12 +437,22 @@ def mark_no_show(*, booking: Booking, by: User) -> Booking:
             _("A no-show can be marked once the grace period after the start has passed."),
             code="too_early_for_no_show",
         )
+    _become_no_show(booking, by=by)
+    return booking
+
+
+def _grace_ends(booking: Booking) -> datetime:
+    """When a booking nobody checked in becomes a no-show (load machine__platform)."""
+    return booking.start + timedelta(minutes=booking.machine.platform.no_show_grace_minutes)
+
+
+def _become_no_show(booking: Booking, *, by: User | None) -> None:
+    """The transition itself, for the desk (`by`) and for mark_no_shows (nobody)."""
     booking.status = Booking.Status.NO_SHOW
     booking.sequence += 1
     booking.save(update_fields=["status", "sequence", "updated_at"])
     record(actor=by, action="booking.no_show", target=booking)
-    notifications.notify_no_show(booking)  # as when mark_no_shows finds it
-    return booking
+    notifications.notify_no_show(booking)
 
 
 def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
@@ -460,11 +475,7 @@ def mark_no_shows(*, now: datetime | None = None) -> list[Booking]:
             booking = _locked(candidate)
             if booking.status != Booking.Status.CONFIRMED or booking.checked_in_at:
                 continue  # checked in or cancelled meanwhile
-            booking.status = Booking.Status.NO_SHOW
-            booking.sequence += 1
-            booking.save(update_fields=["status", "sequence", "updated_at"])
-            record(actor=None, action="booking.no_show", target=booking)
-            notifications.notify_no_show(booking)
+            _become_no_show(booking, by=None)
             marked.append(booking)
     return marked
 

@@ -49,6 +49,7 @@ router.register(
 router.register("billing-runs", billing_api.BillingRunViewSet, basename="billingrun")
 router.register("invoices", billing_api.InvoiceViewSet, basename="invoice")
 router.register("invoice-lines", billing_api.InvoiceLineViewSet, basename="invoiceline")
+router.register("saved-cards", billing_api.SavedCardViewSet, basename="savedcard")
 
 api_v1 = [
     path("me/", core_api.MeView.as_view(), name="me"),

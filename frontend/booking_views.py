@@ -138,13 +138,18 @@ def _machine_context(request, machine: Machine, initial_date: datetime | None = 
             Q(machine=machine) | Q(machine_type=machine.machine_type_id)
         )
     )
-    today = timezone.localdate()
+    # As booking/rules.py reads it: valid on the platform's local day, its expiry
+    # day included; the platform's managers and operators need none.
+    today = timezone.localdate(timezone=machine.platform.tzinfo)
     held = set(
         UserQualification.objects.filter(
             user=request.user, qualification__in=qualifications, granted_on__lte=today
         )
-        .filter(Q(expires_on__isnull=True) | Q(expires_on__gt=today))
+        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=today))
         .values_list("qualification_id", flat=True)
+    )
+    booking_staff = Platform.objects.staffed_by(request.user, BOOKING_STAFF_ROLES).filter(
+        pk=machine.platform_id
     )
     hours = list(OpeningHours.objects.filter(platform=machine.platform_id))
     step = machine.granularity_minutes
@@ -173,7 +178,7 @@ def _machine_context(request, machine: Machine, initial_date: datetime | None = 
         "machine": machine,
         "platform": machine.platform,
         "qualifications": qualifications,
-        "qualified": bool(held) or not machine.qualification_required,
+        "qualified": not machine.qualification_required or bool(held) or booking_staff.exists(),
         "held_qualifications": held,
         "opening_hours": hours,
         "calendar_config": calendar_config,

@@ -161,14 +161,11 @@ def dashboard(request, pk):
         return render(request, "frontend/dashboard.html", context, status=400)
     data = form.cleaned_data
     start, end, unit = data["first_day"], data["last_day"] + timedelta(days=1), data["unit"]
-    machines = audience.machines
-    if data["machine_type"]:
-        machines = machines.filter(machine_type=data["machine_type"])
-    if data["machine"]:
-        machines = machines.filter(pk=data["machine"].pk)
-    organizations = audience.organizations
-    if data.get("organization"):
-        organizations = Organization.objects.filter(pk=data["organization"].pk)
+    machines, organizations = audience.narrowed(  # as the API narrows them
+        machine=data["machine"],
+        machine_type=data["machine_type"],
+        organization=data.get("organization"),
+    )
     machines, organizations = _read_once(machines), _read_once(organizations)
     now = timezone.now()
 

@@ -63,6 +63,8 @@ def email_preferences(request):
     return render(
         request,
         "frontend/email_preferences.html",
-        {"form": form, "always": ALWAYS.values()},
+        # Every kind notifications.py always sends: one added there shows here (KeyError
+        # until it has its words in ALWAYS).
+        {"form": form, "always": [ALWAYS[kind] for kind in notifications.ALWAYS_SENT]},
         status=400 if request.method == "POST" else 200,
     )

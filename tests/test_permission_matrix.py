@@ -43,6 +43,7 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     Payment,
+    StripeCustomer,
     Tariff,
 )
 from booking.feeds import create_feed_token
@@ -733,6 +734,16 @@ WRITES = {
         lambda w, s, me: f"{_url('invoices', s.issued.pk)}charge-saved-card/",
         model=CardPayment,
     ),
+    "saved-cards.setup": Write(
+        "post",
+        lambda w, s, me: "/api/v1/saved-cards/setup/",
+        lambda w, s, me: {"organization": s.org.pk},
+        StripeCustomer,
+        ("organization",),
+    ),
+    "saved-cards.delete": Write(
+        "delete", lambda w, s, me: f"/api/v1/saved-cards/{s.org.pk}/", model=StripeCustomer
+    ),
 }
 
 # Status each role gets on side A's object ("own"), and the status every role but the
@@ -812,6 +823,9 @@ WRITE_MATRIX = [
     # a saved card. 409: card payments are not configured in these tests.
     ("invoices.pay-by-card",       404, 404,   409,   409,     403,    404,  403,   409,   404),
     ("invoices.charge-saved-card", 404, 404,   403,   403,     403,    404,  409,   409,   404),
+    # The SME's administrators and accountants keep its saved card (409 likewise).
+    ("saved-cards.setup",          400, 403,   409,   409,     400,    400,  400,   409,   400),
+    ("saved-cards.delete",         404, 403,   409,   409,     404,    404,  404,   409,   404),
 ]
 # fmt: on
 

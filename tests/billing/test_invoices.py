@@ -9,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from billing import services
-from billing.models import Invoice, InvoiceIssued, InvoiceLine, Payment, Tariff
+from billing.models import CardPayment, Invoice, InvoiceIssued, InvoiceLine, Payment, Tariff
 from core.models import AuditEvent
 from tests.billing.conftest import booking, paris
 from tests.billing.support import draft_of, run
@@ -349,6 +350,28 @@ def test_drafts_are_edited_line_by_line_and_issued_invoices_are_paid_by_hand(bil
     assert api.post(f"{API}/invoices/{draft.pk}/payments/", {}).status_code == 409
 
 
+def test_a_bank_payment_after_a_partial_credit_note_takes_only_what_remains_due(
+    billing, draft, api
+):
+    invoice = issue(draft, billing)
+    note = services.create_credit_note(invoice=invoice, by=billing.a.accountant)
+    _first, *credited = note.lines.order_by("service_date", "pk")
+    for line in credited:  # credit all but the first line
+        services.remove_line(line=line, by=billing.a.accountant)
+    note = issue(note, billing)
+    due = invoice.total_with_tax - note.total_with_tax
+    assert invoice.remaining_due() == due > 0
+
+    api.as_user(billing.a.accountant)
+    url = f"{API}/invoices/{invoice.pk}/payments/"
+    too_much = api.post(url, {"amount": str(due + Decimal("0.01")), "received_on": "2026-11-20"})
+    assert too_much.status_code == 400 and "amount" in too_much.json()["error"]["details"]["fields"]
+    paid = api.post(url, {"reference": "VIR 43", "received_on": "2026-11-20"})
+    assert paid.status_code == 201, paid.json()
+    assert paid.json()["amount"] == str(due)
+    assert api.post(url, {}).json()["error"]["code"] == "invoice_paid"
+
+
 def test_smes_see_their_issued_invoices_only(billing, draft, api):
     api.as_user(billing.a.org_admin)
     assert api.get(f"{API}/invoices/{draft.pk}/").status_code == 404  # a draft: not yet
@@ -415,3 +438,44 @@ def test_concurrent_issuing_gives_gapless_unique_numbers(world):
     from billing.chain import verify
 
     assert verify() == []
+
+
+def test_listing_invoices_takes_the_same_queries_however_many_there_are(
+    billing, draft, api, django_assert_max_num_queries
+):
+    api.as_user(billing.a.accountant)
+    with CaptureQueriesContext(connection) as one:
+        assert api.get(f"{API}/invoices/").json()["count"] == 1
+
+    # Six documents: the invoice, issued, paid in part and tried by card; a draft credit
+    # note on it; four drafts with lines.
+    invoice = issue(draft, billing)
+    services.record_payment(
+        invoice=invoice,
+        by=billing.a.accountant,
+        amount=Decimal("10.00"),
+        reference="VIR",
+        received_on=date(2026, 11, 20),
+    )
+    services.create_credit_note(invoice=invoice, by=billing.a.accountant)
+    CardPayment.objects.create(
+        invoice=invoice, attempt=1, amount=Decimal("5.00"), currency="EUR", payment_intent="pi_1"
+    )
+    for month in (6, 7, 8, 9):
+        more = Invoice.objects.create(
+            platform=billing.a.platform,
+            organization=billing.a.org,
+            period_start=date(2026, month, 1),
+        )
+        for quantity in (1, 2):
+            services.add_line(
+                invoice=more,
+                by=billing.a.accountant,
+                description="Training",
+                quantity=Decimal(quantity),
+                unit="h",
+                unit_price=Decimal("60.00"),
+            )
+
+    with django_assert_max_num_queries(len(one)):
+        assert api.get(f"{API}/invoices/").json()["count"] == 6

@@ -247,3 +247,10 @@ def test_a_programme_funds_its_share_until_its_budget_runs_out_mid_month(billing
     assert [row["amount"] for row in body["allocations"]] == ["47.50", "2.50"]
     api.as_user(a.org_admin)
     assert api.get(f"/api/v1/funding-programmes/{programme.pk}/report/").status_code == 403
+
+    # Spent once, however many of the label's platforms the reader sees.
+    billing.b.platform.labels.add(label)
+    factories.PlatformStaffFactory(user=a.accountant, platform=billing.b.platform, role="manager")
+    api.as_user(a.accountant)
+    listed = api.get(f"/api/v1/funding-programmes/?label={label.pk}").json()["results"]
+    assert [row["spent"] for row in listed] == ["50.00"]

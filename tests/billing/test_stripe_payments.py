@@ -252,6 +252,116 @@ def test_a_declined_saved_card_answers_402_and_keeps_the_failed_attempt(api, bil
     assert not Payment.objects.filter(invoice=billed.a.issued).exists()
 
 
+SAVED_CARDS = "/api/v1/saved-cards/"
+
+
+def set_up_card(api, stripe_on, organization, number: str) -> str:
+    """The SME's side: start a SetupIntent, have the browser confirm it (what
+    Stripe.js does with the client_secret), and answer its id."""
+    started = api.post(f"{SAVED_CARDS}setup/", {"organization": organization.pk})
+    assert started.status_code == 201, started.content
+    body = started.json()
+    assert body["client_secret"].startswith(body["setup_intent"])
+    stripe_on.v1.setup_intents.confirm(
+        body["setup_intent"], params={"payment_method": card(stripe_on, number)}
+    )
+    return body["setup_intent"]
+
+
+def test_an_sme_saves_a_card_and_the_platform_then_charges_it_off_session(api, billed, stripe_on):
+    organization = billed.a.org
+    api.as_user(billed.a.org_accountant)
+    assert api.get(f"{SAVED_CARDS}{organization.pk}/").json()["error"]["code"] == "no_saved_card"
+
+    setup_intent = set_up_card(api, stripe_on, organization, "4242424242424242")
+    saved = api.post(SAVED_CARDS, {"organization": organization.pk, "setup_intent": setup_intent})
+
+    assert saved.status_code == 201, saved.content
+    assert {k: saved.json()[k] for k in ("brand", "last4", "exp_month", "exp_year")} == {
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2034,
+    }
+    assert api.get(f"{SAVED_CARDS}{organization.pk}/").json() == saved.json()
+    customer = stripe_on.v1.customers.retrieve(organization.stripe_customer.stripe_id)
+    assert customer.invoice_settings.default_payment_method == saved.json()["payment_method"]
+
+    api.as_user(billed.a.accountant)  # the platform's
+    charged = api.post(charge_url(billed.a.issued), {})
+    assert (charged.status_code, charged.json()["status"]) == (201, "succeeded"), charged.content
+    shown = api.get(f"/api/v1/invoices/{billed.a.issued.pk}/").json()
+    assert [c["kind"] for c in shown["card_payments"]] == ["off_session"]
+    assert (shown["paid"], shown["remaining_due"]) == (True, "0.00")
+
+
+def test_a_card_not_yet_confirmed_or_set_up_for_another_sme_is_not_saved(api, billed, stripe_on):
+    api.as_user(billed.a.org_admin)
+    pending = api.post(f"{SAVED_CARDS}setup/", {"organization": billed.a.org.pk}).json()
+    early = api.post(
+        SAVED_CARDS, {"organization": billed.a.org.pk, "setup_intent": pending["setup_intent"]}
+    )
+    assert (early.status_code, early.json()["error"]["code"]) == (409, "card_setup_incomplete")
+
+    api.as_user(billed.b.org_admin)
+    theirs = set_up_card(api, stripe_on, billed.b.org, "4242424242424242")
+    api.as_user(billed.a.org_admin)
+    stolen = api.post(SAVED_CARDS, {"organization": billed.a.org.pk, "setup_intent": theirs})
+    assert stolen.status_code == 400
+    assert "setup_intent" in stolen.json()["error"]["details"]["fields"]
+    foreign = api.post(SAVED_CARDS, {"organization": billed.b.org.pk, "setup_intent": theirs})
+    assert "organization" in foreign.json()["error"]["details"]["fields"]  # not visible
+    assert api.get(f"{SAVED_CARDS}{billed.b.org.pk}/").status_code == 404
+    assert api.delete(f"{SAVED_CARDS}{billed.b.org.pk}/").status_code == 404
+    default = stripe_on.v1.customers.retrieve(billed.a.org.stripe_customer.stripe_id)
+    assert not default.invoice_settings.default_payment_method
+
+
+def test_a_removed_card_can_no_longer_be_charged(api, billed, stripe_on):
+    api.as_user(billed.a.org_admin)
+    setup_intent = set_up_card(api, stripe_on, billed.a.org, "4242424242424242")
+    api.post(SAVED_CARDS, {"organization": billed.a.org.pk, "setup_intent": setup_intent})
+
+    assert api.delete(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code == 204
+    assert api.delete(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code == 204  # a second click
+    assert api.get(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code == 404
+
+    api.as_user(billed.a.accountant)
+    refused = api.post(charge_url(billed.a.issued), {})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "no_saved_card")
+
+
+def test_the_setup_intent_succeeded_webhook_saves_the_card_if_the_browser_did_not(
+    api, billed, stripe_on
+):
+    api.as_user(billed.a.org_accountant)
+    setup_intent = set_up_card(api, stripe_on, billed.a.org, "5555555555554444")
+    intent = stripe_on.v1.setup_intents.retrieve(setup_intent).to_dict()
+    event = {
+        "id": "evt_seti_1",
+        "object": "event",
+        "type": "setup_intent.succeeded",
+        "created": int(time.time()),
+        "data": {"object": intent},
+    }
+
+    assert post_event(api, event).status_code == 200
+
+    assert StripeEvent.objects.get(stripe_id="evt_seti_1").outcome.endswith("4444 saved")
+    assert api.get(f"{SAVED_CARDS}{billed.a.org.pk}/").json()["last4"] == "4444"
+
+
+def test_only_the_smes_administrators_and_accountants_handle_its_card(
+    api, billed, keys_without_server
+):
+    for user in (billed.a.org_member, billed.a.manager, billed.a.accountant):
+        api.as_user(user)
+        response = api.post(f"{SAVED_CARDS}setup/", {"organization": billed.a.org.pk})
+        assert response.status_code in (400, 403), (user, response.content)
+        assert api.delete(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code in (403, 404)
+    assert not StripeCustomer_count(billed)
+
+
 def test_a_credit_note_on_a_card_paid_invoice_refunds_through_stripe(api, billed, stripe_on):
     from billing.payments import ensure_customer
 

@@ -29,6 +29,7 @@ from booking.calendar import PRODID, booking_uid
 from booking.models import Booking, EmailPreferences
 from booking.preferences import update_email_preferences
 from core.models import Membership, User
+from equipment.models import PlatformStaff
 from tests import factories
 from tests.booking.conftest import at, next_weekday
 
@@ -377,6 +378,15 @@ def test_nobody_of_another_organization_or_platform_hears_anything(
     outsiders = {lab.b.manager.email, lab.b.org_admin.email, lab.b.org_member.email}
     outsiders |= {lab.a.operator.email, lab.a.accountant.email, lab.a.org_accountant.email}
     assert outsiders.isdisjoint(recipients(mailoutbox))
+    # Only the booker (pending, then cancelled), the platform's managers (asked to
+    # approve) and the organization's admins (a late cancellation) hear of it.
+    managers = PlatformStaff.objects.filter(platform=lab.a.platform, role="manager")
+    admins = lab.a.org.memberships.filter(role="admin")
+    assert set(recipients(mailoutbox)) == {
+        lab.a.org_member.email,
+        *(staff.user.email for staff in managers),
+        *(membership.user.email for membership in admins),
+    }
 
 
 def test_inactive_people_get_no_email(lab, day, mailoutbox, committed):

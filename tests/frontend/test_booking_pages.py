@@ -218,6 +218,7 @@ def test_another_smes_organization_cannot_be_booked_for(member_client, lab):
     )
 
     assert response.status_code == 400
+    assert "organization" in response.context["form"].errors  # not offered, not only refused
     assert not Booking.objects.exists()
 
 

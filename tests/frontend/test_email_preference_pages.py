@@ -35,9 +35,18 @@ def test_turning_emails_off_and_on_again(member_client, lab):
 
 def test_a_mandatory_kind_posted_off_changes_nothing_and_others_are_untouched(client, lab):
     client.force_login(lab.a.org_admin)
-    client.post("/email-preferences/", {"booking_no_show": "", "booking_confirmed": "on"})
+    response = client.post(
+        "/email-preferences/", {"booking_no_show": "", "booking_confirmed": "on"}
+    )
 
-    assert EmailPreferences.objects.filter(user=lab.a.org_admin).exists()
+    assert response.status_code == 302  # no error: the mandatory kind is simply not a choice
+    stored = EmailPreferences.objects.get(user=lab.a.org_admin)
+    assert {kind: getattr(stored, kind) for kind in EmailPreferences.KINDS} == {
+        kind: kind == "booking_confirmed" for kind in EmailPreferences.KINDS
+    }
+    assert not hasattr(stored, "booking_no_show")  # never stored: always sent
+    html = client.get("/email-preferences/").content.decode()
+    assert html.count("checked disabled") == 3  # still shown on, locked
     assert not EmailPreferences.objects.filter(user=lab.a.org_member).exists()
 
 

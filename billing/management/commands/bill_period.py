@@ -1,10 +1,7 @@
-import re
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from billing.runs import bill_period, month_bounds
+from billing.runs import bill_period, month_bounds, parse_month
 from booking.models import Booking
 from equipment.models import Platform
 
@@ -21,14 +18,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, platform, month, no_progress=False, **options):
-        found = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", month)
-        if not found:
+        first = parse_month(month)
+        if first is None:
             raise CommandError("Give the month as YYYY-MM, e.g. 2026-10.")
         try:
             platform = Platform.objects.get(slug=platform)
         except Platform.DoesNotExist:
             raise CommandError(f"No platform with the slug {platform!r}.") from None
-        first = date(int(found[1]), int(found[2]), 1)
         start, end = month_bounds(first, platform.tzinfo)
         total = Booking.objects.filter(
             machine__platform=platform, start__gte=start, start__lt=end

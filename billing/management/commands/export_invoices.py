@@ -1,10 +1,10 @@
-import re
 from datetime import date
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing import documents, exports
+from billing.runs import parse_month
 from equipment.models import Platform
 
 
@@ -40,10 +40,10 @@ class Command(BaseCommand):
         if month and (start or end):
             raise CommandError("Give --month, or --start and --end, not both.")
         if month:
-            found = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", month)
-            if not found:
+            first = parse_month(month)
+            if first is None:
                 raise CommandError("Give the month as YYYY-MM, e.g. 2026-10.")
-            return exports.Period.month(date(int(found[1]), int(found[2]), 1))
+            return exports.Period.month(first)
         if not (start and end):
             raise CommandError("Give --month, or --start and --end.")
         try:
