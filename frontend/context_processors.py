@@ -29,6 +29,22 @@ class Roles:
         return self.superuser or any(s.role == PlatformStaff.Role.MANAGER for s in self.staff)
 
     @property
+    def bills(self) -> bool:
+        """Opens a platform's billing desk: its accountants (who act) and managers (who read)."""
+        return self.superuser or any(
+            s.role in (PlatformStaff.Role.MANAGER, PlatformStaff.Role.ACCOUNTANT)
+            for s in self.staff
+        )
+
+    @property
+    def pays_invoices(self) -> bool:
+        """Sees an organization's invoices: its administrators and accountants."""
+        return any(
+            m.role in (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)
+            for m in self.organizations
+        )
+
+    @property
     def works_on_platforms(self) -> bool:
         return self.superuser or any(
             s.role in (PlatformStaff.Role.MANAGER, PlatformStaff.Role.OPERATOR) for s in self.staff
