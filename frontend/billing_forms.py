@@ -94,9 +94,8 @@ class LineForm(forms.Form):
 
     @classmethod
     def blank(cls, **kwargs) -> "LineForm":
-        return cls(
-            initial={"quantity": Decimal(1), "unit": "unit", "vat_rate": Decimal(20)}, **kwargs
-        )
+        vat_rate = InvoiceLine._meta.get_field("vat_rate").default
+        return cls(initial={"quantity": Decimal(1), "unit": "unit", "vat_rate": vat_rate}, **kwargs)
 
 
 class PaymentForm(forms.Form):

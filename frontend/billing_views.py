@@ -497,6 +497,8 @@ def sme_index(request):
 @require_GET
 def sme_invoices(request, pk):
     organization = _organization(request, pk)
+    # Its invoices may come from platforms in several time zones: overdue from the
+    # day after the due date in UTC, an hour or two late at worst.
     today = timezone.localdate()
     found = (
         _issued_to(request, organization, today)

@@ -116,7 +116,6 @@ class Command(BaseCommand):
         (9, 14, 3, Booking.Status.COMPLETED),
         (16, 10, 1, Booking.Status.NO_SHOW),
         (22, 9, 4, Booking.Status.COMPLETED),
-        (24, 14, 2, Booking.Status.CANCELLED),  # cancelled late
     ]
 
     def history(self):
@@ -189,10 +188,6 @@ class Command(BaseCommand):
                         "title": "Demo",
                         "checked_in_at": start + timedelta(minutes=5) if done else None,
                         "checked_out_at": end - timedelta(minutes=10) if done else None,
-                        "late_cancellation": status == Booking.Status.CANCELLED,
-                        "cancelled_at": start - timedelta(hours=6)
-                        if status == Booking.Status.CANCELLED
-                        else None,
                     },
                 )
                 fdm = machine.machine_type.slug == "fdm-printer"
