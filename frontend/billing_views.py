@@ -37,7 +37,7 @@ from billing.models import FINANCE_ROLES, BillingRun, BillingSettings, Invoice, 
 from billing.runs import bill_period
 from billing.selectors import PaymentStatus, with_balance
 from core.errors import DomainError
-from core.models import Membership, Organization
+from core.models import Organization
 from equipment import permissions as perms
 from equipment.models import Platform
 from frontend.billing_forms import (
@@ -50,7 +50,7 @@ from frontend.billing_forms import (
 )
 
 FINANCE = set(FINANCE_ROLES)  # who opens a platform's billing desk
-SME_ROLES = (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)  # who sees an SME's invoices
+SME_ROLES = payments.SME_PAYERS  # who sees (and pays) an SME's invoices
 RUNS_SHOWN = 20
 PER_PAGE = 50
 PAYABLE = (PaymentStatus.DUE, PaymentStatus.OVERDUE)
@@ -114,7 +114,10 @@ def runs(request, pk):
     progress bar meanwhile, then what the run did), and the runs before."""
     platform = _platform(request, pk)
     context = _desk(request, platform)
-    form = RunForm(request.POST or None, initial={"month": _previous_month(context["today"])})
+    form = RunForm(
+        request.POST if request.method == "POST" else None,
+        initial={"month": _previous_month(context["today"])},
+    )
     run, status = None, 200
     if request.method == "POST":
         status = 400

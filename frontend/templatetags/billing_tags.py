@@ -100,15 +100,13 @@ def iban(value):
 
 @register.simple_tag(takes_context=True)
 def sees_invoices(context, organization) -> bool:
-    """The organization's administrators and accountants see its invoices (the
-    rule of billing.models.InvoiceQuerySet.visible_to for SMEs)."""
+    """The organization's administrators and accountants see its invoices."""
+    from billing.payments import SME_PAYERS
     from core.models import Membership
 
     user = context["request"].user
     if user.is_superuser:
         return True
     return Membership.objects.filter(
-        user=user,
-        organization=organization,
-        role__in=(Membership.Role.ADMIN, Membership.Role.ACCOUNTANT),
+        user=user, organization=organization, role__in=SME_PAYERS
     ).exists()
