@@ -134,7 +134,7 @@ def rows_shown(client, url: str):
     if context is None:
         return ""
     keys = ("page", "machines", "results", "bookings", "members", "windows", "platforms")
-    for key in ("rows", "grants", "active", "opening_hours", *keys):
+    for key in ("rows", "grants", "active", "opening_hours", "runs", "lines", *keys):
         if key in context and context[key] is not None:
             value = context[key]
             if isinstance(value, str):  # rows rendered in the view: count them
@@ -232,9 +232,22 @@ def main() -> None:
     fdm = MachineType.objects.get(slug="fdm-printer").pk
     first, last = week.isoformat(), (week + timedelta(days=6)).isoformat()
 
+    # Billing: last month run (the demo issued the month before), and an SME's accountant.
+    from billing.models import Invoice
+    from billing.runs import bill_period
+
+    accountant = User.objects.get(email="accounting@cobotique-lyon.example")
+    sme_accountant = User.objects.get(email="compta@mps-savoie.example")
+    last_month = (timezone.localdate().replace(day=1) - timedelta(days=1)).replace(day=1)
+    bill_period(platform=lyon, month=last_month, by=accountant)
+    draft = Invoice.objects.filter(platform=lyon, status="draft").first()
+    issued = Invoice.objects.filter(platform=lyon, status="issued", organization=organization)
+    issued = issued.first()
+    billing = f"/billing/platforms/{lyon.pk}"
+
     anonymous = Client()
     clients = {}
-    for who in (member, admin, manager):
+    for who in (member, admin, manager, accountant, sme_accountant):
         clients[who.email] = Client()
         clients[who.email].force_login(who)
     pages = [
@@ -280,6 +293,21 @@ def main() -> None:
         ("dashboard, SME admin", clients[admin.email], season),
         ("calendar feeds", clients[member.email], "/calendar-feeds/"),
         ("email preferences", clients[member.email], "/email-preferences/"),
+        ("billing: runs", clients[accountant.email], f"{billing}/runs/"),
+        ("billing: drafts", clients[accountant.email], f"{billing}/drafts/"),
+        ("billing: draft", clients[accountant.email], f"{billing}/documents/{draft.pk}/"),
+        ("billing: issued", clients[accountant.email], f"{billing}/invoices/"),
+        ("billing: exports", clients[accountant.email], f"{billing}/exports/"),
+        (
+            "invoices (SME)",
+            clients[sme_accountant.email],
+            f"/organizations/{organization}/invoices/",
+        ),
+        (
+            "invoice (SME)",
+            clients[sme_accountant.email],
+            f"/organizations/{organization}/invoices/{issued.pk}/",
+        ),
     ]
     timings = [(name, measure(client, url, runs)) for name, client, url in pages]
     # Only now: the test environment's template instrumentation (which gives the

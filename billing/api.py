@@ -1,6 +1,5 @@
 """REST API for billing: thin views over billing.services and billing.runs."""
 
-from datetime import date
 from decimal import Decimal
 
 from django.db.models import Prefetch, Sum
@@ -27,6 +26,7 @@ from billing.models import (
     Tariff,
     money,
 )
+from billing.selectors import PaymentStatus, with_balance
 from booking.models import Booking
 from core.api.filters import MAX_ID, IdFilter, IdFilterSet
 from core.errors import NotVisible
@@ -57,6 +57,8 @@ class BillingSettingsSerializer(serializers.ModelSerializer):
             "payment_terms_days",
             "late_payment_mentions",
             "billable_time",
+            "iban",
+            "bic",
             "journal_code",
             "journal_label",
             "customer_account",
@@ -402,13 +404,10 @@ class NewPaymentSerializer(serializers.Serializer):
         required=False,
         help_text="Defaults to what remains due.",
     )
-    received_on = serializers.DateField(required=False, help_text="Defaults to today.")
+    received_on = serializers.DateField(
+        required=False, help_text="Defaults to today; not before 2000 nor after today."
+    )
     reference = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-
-    def validate_received_on(self, value):
-        if not date(2000, 1, 1) <= value <= timezone.localdate():
-            raise serializers.ValidationError("Give a date between 2000 and today.")
-        return value
 
 
 class LineSerializer(serializers.ModelSerializer):
@@ -455,6 +454,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
     organization_name = serializers.CharField(source="organization.legal_name", read_only=True)
     amount_paid = serializers.SerializerMethodField()
     remaining_due = serializers.SerializerMethodField()
+    payment_status = serializers.SerializerMethodField()
     paid = serializers.SerializerMethodField()
 
     class Meta:
@@ -494,6 +494,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "card_payments",
             "amount_paid",
             "remaining_due",
+            "payment_status",
             "paid",
             "issued_at",
             "previous_hash",
@@ -502,27 +503,23 @@ class InvoiceSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    # From the view's prefetches (payments, issued credit notes): no query per invoice.
+    # From the view's annotations (billing.selectors.with_balance): no query per invoice.
     def get_amount_paid(self, invoice) -> str:
-        return f"{sum(p.amount for p in invoice.payments.all()):.2f}"
-
-    def _remaining(self, invoice) -> Decimal | None:
-        if not invoice.is_issued or invoice.kind != Invoice.Kind.INVOICE:
-            return None
-        paid = sum(p.amount for p in invoice.payments.all())
-        credited = sum(n.total_with_tax for n in invoice.credit_notes.all() if n.is_issued)
-        return money(invoice.total_with_tax - paid - credited)
+        return f"{invoice.amount_paid_total:.2f}"
 
     def get_remaining_due(self, invoice) -> str | None:
         """What is still to pay: the total less payments and issued credit notes
         (negative when overpaid); null for drafts and credit notes."""
-        remaining = self._remaining(invoice)
-        return None if remaining is None else f"{remaining:.2f}"
+        if not invoice.is_issued or invoice.kind != Invoice.Kind.INVOICE:
+            return None
+        return f"{money(invoice.balance_due):.2f}"
+
+    def get_payment_status(self, invoice) -> str:
+        """draft, credit_note, due, overdue, paid or credited (wholly, by credit notes)."""
+        return invoice.payment_status
 
     def get_paid(self, invoice) -> bool:
-        """Paid, and nothing remains due (one wholly credited is not "paid")."""
-        remaining = self._remaining(invoice)
-        return remaining is not None and remaining <= 0 and bool(invoice.payments.all())
+        return invoice.payment_status == PaymentStatus.PAID
 
 
 class InvoiceFilter(IdFilterSet):
@@ -566,13 +563,12 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self):
         return (
-            Invoice.objects.visible_to(self.request.user)
+            with_balance(Invoice.objects.visible_to(self.request.user), timezone.localdate())
             .select_related("organization")
             .prefetch_related(
                 Prefetch("lines", queryset=InvoiceLine.objects.order_by("service_date", "pk")),
                 "payments",
                 Prefetch("card_payments", queryset=CardPayment.objects.order_by("attempt")),
-                "credit_notes",
             )
         )
 
@@ -610,7 +606,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             invoice=self.get_object(),
             by=request.user,
             amount=data.get("amount"),
-            received_on=data.get("received_on") or timezone.localdate(),
+            received_on=data.get("received_on"),
             reference=data["reference"],
         )
         return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)

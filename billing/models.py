@@ -22,8 +22,12 @@ from booking.models import Booking
 from core.errors import Conflict
 from core.models import Membership, Organization
 from core.validators import (
+    compact_bic,
+    compact_iban,
     compact_siret,
     compact_vat_number,
+    validate_bic,
+    validate_iban,
     validate_single_line,
     validate_siret,
     validate_vat_number,
@@ -177,6 +181,16 @@ class BillingSettings(models.Model):
     billable_time = models.CharField(
         _("billable time"), max_length=10, choices=BillableTime.choices, default=BillableTime.ACTUAL
     )
+    # Where SMEs send bank transfers: shown on their invoice pages (the current
+    # account, whatever it was when an invoice was issued).
+    iban = models.CharField(
+        _("IBAN"),
+        max_length=34,
+        blank=True,
+        validators=[validate_iban],
+        help_text=_("The account SMEs pay invoices into by bank transfer."),
+    )
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic])
 
     # The accounting entries of the FEC export (billing/exports.py).
     journal_code = models.CharField(
@@ -220,6 +234,8 @@ class BillingSettings(models.Model):
     def clean(self) -> None:
         self.siret = compact_siret(self.siret)
         self.vat_number = compact_vat_number(self.vat_number)
+        self.iban = compact_iban(self.iban)
+        self.bic = compact_bic(self.bic)
         errors = {}
         if self.country == "FR" and not self.siret:
             errors["siret"] = _("A French seller needs its SIRET number.")

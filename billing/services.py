@@ -464,13 +464,18 @@ def record_payment(
     *,
     invoice: Invoice,
     by: User,
-    received_on: date,
+    received_on: date | None = None,
     amount: Decimal | None = None,
     reference: str = "",
     method: str = Payment.Method.BANK_TRANSFER,
 ) -> Payment:
-    """Mark an issued invoice paid (in full by default, or in part)."""
+    """Mark an issued invoice paid (in full by default, or in part), received on a
+    day between 2000 and today (the platform's; today by default)."""
     perms.require_platform_role(by, invoice.platform, CAN_INVOICE)
+    today = timezone.localtime(timezone.now(), invoice.platform.tzinfo).date()
+    received_on = received_on or today
+    if not date(2000, 1, 1) <= received_on <= today:
+        raise ValidationError({"received_on": _("Give a date between 2000 and today.")})
     invoice, due = lock_payable(invoice)
     amount = due if amount is None else amount
     if amount > due:

@@ -313,3 +313,9 @@ LOGGING = {
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+# The pages confirm card payments with Stripe.js, which must come from Stripe itself (PCI
+# DSS: card numbers go straight from the browser to Stripe, never through fabpool).
+# STRIPE_JS_URL points elsewhere only for tests, e.g. localstripe's fake at
+# http://127.0.0.1:8420/js.stripe.com/v3/. "Pay by card" shows only with both keys.
+STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")

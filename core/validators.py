@@ -4,6 +4,8 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from stdnum import bic as swift_bic
+from stdnum import iban as iban_number
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.fr import siret as fr_siret
@@ -29,6 +31,24 @@ def validate_vat_number(value: str) -> None:
         ) from exc
 
 
+def validate_iban(value: str) -> None:
+    try:
+        iban_number.validate(value)
+    except StdnumError as exc:
+        raise ValidationError(
+            _("Enter a valid IBAN, e.g. FR76 3000 6000 0112 3456 7890 189."), code="invalid_iban"
+        ) from exc
+
+
+def validate_bic(value: str) -> None:
+    try:
+        swift_bic.validate(value)
+    except StdnumError as exc:
+        raise ValidationError(
+            _("Enter a valid BIC: 8 or 11 letters and digits, e.g. AGRIFRPP."), code="invalid_bic"
+        ) from exc
+
+
 def validate_single_line(value: str) -> None:
     """Names end up in email subjects and invoice headers: no line breaks or
     other control characters."""
@@ -50,5 +70,19 @@ def compact_siret(value: str) -> str:
 def compact_vat_number(value: str) -> str:
     try:
         return eu_vat.compact(value) if value else ""
+    except StdnumError:
+        return value
+
+
+def compact_iban(value: str) -> str:
+    try:
+        return iban_number.compact(value) if value else ""
+    except StdnumError:
+        return value
+
+
+def compact_bic(value: str) -> str:
+    try:
+        return swift_bic.compact(value) if value else ""
     except StdnumError:
         return value

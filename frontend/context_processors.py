@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from django.utils.functional import SimpleLazyObject
 
+from billing.models import FINANCE_ROLES
+from billing.payments import SME_PAYERS
 from core.models import Membership
 from equipment.models import PlatformStaff
 
@@ -27,6 +29,16 @@ class Roles:
     @property
     def manages(self) -> bool:
         return self.superuser or any(s.role == PlatformStaff.Role.MANAGER for s in self.staff)
+
+    @property
+    def bills(self) -> bool:
+        """Opens a platform's billing desk: its accountants (who act) and managers (who read)."""
+        return self.superuser or any(s.role in FINANCE_ROLES for s in self.staff)
+
+    @property
+    def pays_invoices(self) -> bool:
+        """Sees an organization's invoices: its administrators and accountants."""
+        return any(m.role in SME_PAYERS for m in self.organizations)
 
     @property
     def works_on_platforms(self) -> bool:

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from frontend import (
     booking_views,
@@ -13,6 +13,7 @@ from frontend import (
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("", include("frontend.billing_urls")),
     path("invitations/accept/", views.accept_invitation, name="accept-invitation"),
     path("platforms/", booking_views.platforms, name="platforms"),
     path("machines/", booking_views.catalogue, name="catalogue"),

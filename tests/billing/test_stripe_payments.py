@@ -4,17 +4,14 @@ real signed webhooks delivered to the live server) and with webhooks signed here
 import json
 import time
 from decimal import Decimal
-from importlib import import_module
 
 import pytest
 import stripe
-from django.core.management import call_command
-from django.db import connection
 
 from billing.models import CardPayment, Invoice, Payment, StripeEvent, StripeRefund
 from billing.services import add_line, create_credit_note, issue_invoice, remove_line
 from tests.billing.localstripe import SECRET_KEY, WEBHOOK_SECRET, localstripe  # noqa: F401
-from tests.billing.support import bill_side
+from tests.billing.support import bill_side, flush_despite_the_guard
 
 WEBHOOK = "/api/v1/stripe/webhook/"
 EVENTS = ["payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"]
@@ -46,20 +43,9 @@ def billed(world):
 
 @pytest.fixture
 def emptied_after(transactional_db):
-    """Committed rows are flushed after the test; on SQLite the flush DELETEs, which
-    the guard of issued invoices refuses: flush here with its triggers off, then put
-    them back. (PostgreSQL TRUNCATEs, which row triggers do not see.)"""
+    """Committed rows are flushed after the test, issued invoices included."""
     yield
-    if connection.vendor != "sqlite":
-        return
-    guard = import_module("billing.migrations.0002_immutable_issued_invoices")
-    with connection.cursor() as cursor:
-        for name in guard.SQLITE_TRIGGERS:
-            cursor.execute(f"DROP TRIGGER {name}")
-    call_command("flush", interactive=False, verbosity=0)
-    with connection.cursor() as cursor:
-        for script in guard.SQLITE:
-            cursor.execute(script)
+    flush_despite_the_guard()
 
 
 @pytest.fixture
