@@ -72,6 +72,13 @@ def rate(value):
 
 
 @register.filter
+def share_rate(value):
+    """A share stored as a fraction (0.5), written as a rate (`50 %`)."""
+    amount = _decimal(value)
+    return "" if amount is None else rate(amount * 100)
+
+
+@register.filter
 def short_date(value):
     """`5 Oct 2026`, `5 oct. 2026`."""
     return date_format(value, _("j M Y")) if isinstance(value, date) else ""

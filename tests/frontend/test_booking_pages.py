@@ -75,6 +75,40 @@ def test_the_machine_page_shows_specs_policy_and_the_qualification_needed(member
     assert "/static/vendor/fullcalendar/index.global.min.js" in html
 
 
+def test_the_machine_page_shows_the_price_of_my_tier_and_staff_see_every_tier(
+    member_client, lab, client
+):
+    from datetime import date
+    from decimal import Decimal
+
+    from billing.models import Tariff
+
+    since = {"platform": lab.a.platform, "valid_from": date(2020, 1, 1)}
+    Tariff.objects.create(  # every tier
+        **since,
+        machine_type=lab.a.machine.machine_type,
+        hourly_rate=Decimal("47.50"),
+        increment_minutes=15,
+        minimum_minutes=30,
+        setup_fee=Decimal("12.00"),
+        no_show_share=Decimal("1"),
+    )
+    Tariff.objects.create(**since, machine=lab.a.machine, tier="member", hourly_rate=30)
+    url = f"/machines/{lab.a.machine.pk}/"
+
+    mine = unescape(member_client.get(url).content.decode())  # a standard-tier SME
+    assert "€47.50 per hour excl. VAT" in mine and "started 15 min, at least 30 min" in mine
+    assert "€12.00" in mine and "100% of the booked amount" in mine
+    assert "€30.00" not in mine and "Price tier" not in mine
+
+    client.force_login(lab.a.manager)
+    theirs = unescape(client.get(url).content.decode())
+    assert "€47.50 per hour" in theirs and "€30.00 per hour" in theirs and "Price tier" in theirs
+
+    client.force_login(lab.b.manager)  # another platform: no price, no page
+    assert client.get(url).status_code == 404
+
+
 @pytest.mark.parametrize(
     "url",
     [
