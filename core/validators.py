@@ -60,29 +60,19 @@ def validate_single_line(value: str) -> None:
 
 # The compact forms are what is stored. They must not fail on a value the
 # validators above have already refused: full_clean() runs clean() regardless.
-def compact_siret(value: str) -> str:
-    try:
-        return fr_siret.compact(value) if value else ""
-    except StdnumError:
-        return value
+def _compacting(number_module):
+    """The stored form of a number (python-stdnum's compact()), or what was typed."""
+
+    def compact(value: str) -> str:
+        try:
+            return number_module.compact(value) if value else ""
+        except StdnumError:
+            return value
+
+    return compact
 
 
-def compact_vat_number(value: str) -> str:
-    try:
-        return eu_vat.compact(value) if value else ""
-    except StdnumError:
-        return value
-
-
-def compact_iban(value: str) -> str:
-    try:
-        return iban_number.compact(value) if value else ""
-    except StdnumError:
-        return value
-
-
-def compact_bic(value: str) -> str:
-    try:
-        return swift_bic.compact(value) if value else ""
-    except StdnumError:
-        return value
+compact_siret = _compacting(fr_siret)
+compact_vat_number = _compacting(eu_vat)
+compact_iban = _compacting(iban_number)
+compact_bic = _compacting(swift_bic)
