@@ -454,7 +454,10 @@ class InvoiceSerializer(serializers.ModelSerializer):
     organization_name = serializers.CharField(source="organization.legal_name", read_only=True)
     amount_paid = serializers.SerializerMethodField()
     remaining_due = serializers.SerializerMethodField()
-    payment_status = serializers.SerializerMethodField()
+    payment_status = serializers.CharField(
+        read_only=True,
+        help_text="draft, credit_note, due, overdue, paid or credited (wholly, by credit notes).",
+    )
     paid = serializers.SerializerMethodField()
 
     class Meta:
@@ -513,10 +516,6 @@ class InvoiceSerializer(serializers.ModelSerializer):
         if not invoice.is_issued or invoice.kind != Invoice.Kind.INVOICE:
             return None
         return f"{money(invoice.balance_due):.2f}"
-
-    def get_payment_status(self, invoice) -> str:
-        """draft, credit_note, due, overdue, paid or credited (wholly, by credit notes)."""
-        return invoice.payment_status
 
     def get_paid(self, invoice) -> bool:
         return invoice.payment_status == PaymentStatus.PAID

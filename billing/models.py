@@ -117,6 +117,21 @@ class FundingProgrammeQuerySet(models.QuerySet):
         return self.filter(label__in=labels)
 
 
+# An SME's administrators and accountants see its issued invoices and pay them.
+SME_PAYERS = (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)
+
+
+def paying_organizations(user):
+    """The organizations whose invoices `user` sees and pays (superusers: all)."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    if user.is_superuser:
+        return Organization.objects.all()
+    return Organization.objects.filter(
+        pk__in=Membership.objects.filter(user=user, role__in=SME_PAYERS).values("organization")
+    )
+
+
 class InvoiceQuerySet(models.QuerySet):
     def visible_to(self, user):
         """A platform's managers and accountants see all its documents, drafts
@@ -125,15 +140,9 @@ class InvoiceQuerySet(models.QuerySet):
             return self.none()
         if user.is_superuser:
             return self.all()
-        sme_roles = (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)
         return self.filter(
             Q(platform__in=_staffed(user, FINANCE_ROLES))
-            | Q(
-                status=Invoice.Status.ISSUED,
-                organization__in=Organization.objects.filter(
-                    memberships__user=user, memberships__role__in=sme_roles
-                ),
-            )
+            | Q(status=Invoice.Status.ISSUED, organization__in=paying_organizations(user))
         )
 
 

@@ -36,18 +36,18 @@ from billing.models import (
     StripeCustomer,
     StripeEvent,
     StripeRefund,
+    paying_organizations,
 )
 from billing.services import CAN_INVOICE, lock_payable
 from billing.stripe_api import from_minor, to_minor
 from core.audit import record
 from core.errors import Conflict, DomainError, Forbidden
-from core.models import Membership, Organization, User
+from core.models import Organization, User
 from core.writes import save_new
 from equipment import permissions as perms
 
 log = logging.getLogger(__name__)
 
-SME_PAYERS = (Membership.Role.ADMIN, Membership.Role.ACCOUNTANT)
 REUSABLE = {"requires_payment_method", "requires_confirmation", "requires_action"}
 
 
@@ -118,12 +118,7 @@ def ensure_customer(organization: Organization, api: stripe.StripeClient) -> Str
 
 
 def _require_payer(user: User, organization_id: int) -> None:
-    if user.is_superuser:
-        return
-    payer = Membership.objects.filter(
-        user=user, organization_id=organization_id, role__in=SME_PAYERS
-    ).exists()
-    if not payer:
+    if not paying_organizations(user).filter(pk=organization_id).exists():
         raise Forbidden(
             _("Only the organization's administrators and accountants pay its invoices.")
         )

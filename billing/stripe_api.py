@@ -24,6 +24,12 @@ def configured() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
 
 
+def browser_payments_enabled() -> bool:
+    """Card payments in the browser need both keys: the secret one (fabpool asks
+    Stripe for a PaymentIntent) and the publishable one (Stripe.js confirms it)."""
+    return configured() and bool(settings.STRIPE_PUBLISHABLE_KEY)
+
+
 def client() -> stripe.StripeClient:
     if not configured():
         raise PaymentsNotConfigured(

@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
@@ -33,7 +32,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing import documents, exports, payments, services, stripe_api
 from billing.files_api import PDF_MEDIA, file_response
-from billing.models import FINANCE_ROLES, BillingRun, BillingSettings, Invoice, money
+from billing.models import (
+    FINANCE_ROLES,
+    BillingRun,
+    BillingSettings,
+    Invoice,
+    money,
+    paying_organizations,
+)
 from billing.runs import bill_period
 from billing.selectors import PaymentStatus, with_balance
 from core.errors import DomainError
@@ -48,9 +54,9 @@ from frontend.billing_forms import (
     RunForm,
     StatusForm,
 )
+from frontend.outcomes import onto, reported
 
 FINANCE = set(FINANCE_ROLES)  # who opens a platform's billing desk
-SME_ROLES = payments.SME_PAYERS  # who sees (and pays) an SME's invoices
 RUNS_SHOWN = 20
 PER_PAGE = 50
 PAYABLE = (PaymentStatus.DUE, PaymentStatus.OVERDUE)
@@ -58,12 +64,6 @@ PAYABLE = (PaymentStatus.DUE, PaymentStatus.OVERDUE)
 
 def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
-
-
-def _put_back(form, invalid: ValidationError) -> None:
-    """A rule the service broke, next to its field (or above the form)."""
-    for field, errors in invalid.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _local_today(platform: Platform) -> date:
@@ -122,15 +122,11 @@ def runs(request, pk):
     if request.method == "POST":
         status = 400
         if form.is_valid():
-            try:
+            with onto(form) as outcome:
                 run = bill_period(
                     platform=platform, month=form.cleaned_data["month"], by=request.user
                 )
-            except ValidationError as invalid:
-                _put_back(form, invalid)
-            except DomainError as error:
-                form.add_error(None, error.message)
-            else:
+            if outcome.ok:
                 status = 200
                 if not _is_htmx(request):
                     messages.success(request, _("Billing run done."))
@@ -284,13 +280,9 @@ def line_add(request, pk, doc_pk):
     platform, invoice = _document_action(request, pk, doc_pk)
     form = LineForm(request.POST, prefix="new")
     if form.is_valid():
-        try:
+        with onto(form) as outcome:
             services.add_line(invoice=invoice, by=request.user, **form.cleaned_data)
-        except ValidationError as invalid:
-            _put_back(form, invalid)
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
+        if outcome.ok:
             messages.success(request, _("Line added."))
             return _back_to(invoice)
     return _document_page(request, platform, invoice, forms={"new": form}, status=400)
@@ -303,13 +295,9 @@ def line_edit(request, pk, doc_pk, line_pk):
     line = get_object_or_404(invoice.lines.all(), pk=line_pk)
     form = LineForm(request.POST, prefix=f"line-{line.pk}")
     if form.is_valid():
-        try:
+        with onto(form) as outcome:
             services.update_line(line=line, by=request.user, data=form.cleaned_data)
-        except ValidationError as invalid:
-            _put_back(form, invalid)
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
+        if outcome.ok:
             messages.success(request, _("Line saved."))
             return _back_to(invoice)
     return _document_page(request, platform, invoice, forms={line.pk: form}, status=400)
@@ -322,16 +310,10 @@ def _simple_action(service, done):
     @require_POST
     def view(request, pk, doc_pk, **kwargs):
         invoice = _document_action(request, pk, doc_pk)[1]
-        try:
+        result = invoice  # back to it when the service refuses
+        with reported(request, done=lambda: done(result)):
             result = service(request, invoice, **kwargs)
-        except ValidationError as invalid:
-            messages.error(request, " ".join(invalid.messages))
-        except DomainError as error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, done(result))
-            return _back_to(result)
-        return _back_to(invoice)
+        return _back_to(result)
 
     return view
 
@@ -362,7 +344,7 @@ def record_payment(request, pk, doc_pk):
     form = PaymentForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        try:
+        with onto(form) as outcome:
             services.record_payment(
                 invoice=invoice,
                 by=request.user,
@@ -370,11 +352,7 @@ def record_payment(request, pk, doc_pk):
                 received_on=data["received_on"],
                 reference=data["reference"],
             )
-        except ValidationError as invalid:
-            _put_back(form, invalid)
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
+        if outcome.ok:
             messages.success(request, _("Payment recorded."))
             return _back_to(invoice)
     return _document_page(request, platform, invoice, forms={"payment": form}, status=400)
@@ -396,7 +374,7 @@ def exports_page(request, pk):
                 options["lang"] = documents.language_for(
                     data["lang"] or translation.get_language(), request.user
                 )
-            try:
+            with onto(form) as outcome:
                 exporter = exports.export_for(
                     user=request.user,
                     platform=platform,
@@ -405,9 +383,7 @@ def exports_page(request, pk):
                     **options,
                 )
                 rendered = exporter.render()
-            except DomainError as error:
-                form.add_error(None, error.message)
-            else:
+            if outcome.ok:
                 media = rendered.media_type
                 if media.startswith("text/"):
                     media = f"{media}; charset=utf-8"
@@ -461,16 +437,8 @@ def document_pdf(request, doc_pk):
 # --- The SME's invoices ------------------------------------------------------------------------
 
 
-def _paying_organizations(user):
-    if user.is_superuser:
-        return Organization.objects.all()
-    return Organization.objects.filter(
-        memberships__user=user, memberships__role__in=SME_ROLES
-    ).distinct()
-
-
 def _organization(request, pk: int) -> Organization:
-    return get_object_or_404(_paying_organizations(request.user), pk=pk)
+    return get_object_or_404(paying_organizations(request.user), pk=pk)
 
 
 def _issued_to(request, organization: Organization, today: date):
@@ -482,15 +450,9 @@ def _issued_to(request, organization: Organization, today: date):
     )
 
 
-def card_payments_enabled() -> bool:
-    """Card payments in the browser need both keys: the secret one (fabpool asks
-    Stripe for a PaymentIntent) and the publishable one (Stripe.js confirms it)."""
-    return stripe_api.configured() and bool(settings.STRIPE_PUBLISHABLE_KEY)
-
-
 @login_required
 def sme_index(request):
-    organization = _paying_organizations(request.user).order_by("legal_name").first()
+    organization = paying_organizations(request.user).order_by("legal_name").first()
     if organization is None:
         raise Http404
     return redirect("organization-invoices", pk=organization.pk)
@@ -541,7 +503,7 @@ def _sme_page(request, organization, invoice, *, card=None, card_error=None, sta
         ),
         "payable": payable,
         "seller": seller,
-        "card_enabled": payable and card_payments_enabled(),
+        "card_enabled": payable and stripe_api.browser_payments_enabled(),
         "card": card,
         "card_error": card_error,
         "stripe_js_url": settings.STRIPE_JS_URL,

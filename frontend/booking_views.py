@@ -19,7 +19,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.pricing import machine_prices
+from billing.pricing import prices_for
 from booking import selectors, services
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries
@@ -30,7 +30,6 @@ from equipment.models import (
     Machine,
     OpeningHours,
     Platform,
-    PlatformMembership,
     Qualification,
     UserQualification,
 )
@@ -179,31 +178,13 @@ def _machine_context(request, machine: Machine, initial_date: datetime | None = 
     return {
         "machine": machine,
         "platform": machine.platform,
-        "prices": _price_lists(request.user, machine, today),
+        "prices": prices_for(request.user, machine, today),
         "qualifications": qualifications,
         "qualified": not machine.qualification_required or bool(held) or booking_staff.exists(),
         "held_qualifications": held,
         "opening_hours": hours,
         "calendar_config": calendar_config,
     }
-
-
-def _price_lists(user, machine: Machine, today) -> list:
-    """What the machine costs today, as a billing run would charge it: for the price
-    tiers of the reader's organizations on its platform; for its staff, every tier.
-    Tiers without a tariff are left out."""
-    staff = Platform.objects.staffed_by(user).filter(pk=machine.platform_id).exists()
-    if staff:
-        tiers = list(PlatformMembership.Tier.values)
-    else:
-        tiers = list(
-            PlatformMembership.objects.filter(
-                platform=machine.platform_id, organization__in=Organization.objects.visible_to(user)
-            )
-            .order_by("tier")
-            .values_list("tier", flat=True)
-        )
-    return [price for price in machine_prices(machine, tiers=tiers, day=today) if price.tariff]
 
 
 def _round_up_hour(moment: time) -> str:

@@ -5,8 +5,7 @@ from dataclasses import dataclass, field
 
 from django.utils.functional import SimpleLazyObject
 
-from billing.models import FINANCE_ROLES
-from billing.payments import SME_PAYERS
+from billing.models import FINANCE_ROLES, SME_PAYERS
 from core.models import Membership
 from equipment.models import PlatformStaff
 

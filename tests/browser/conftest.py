@@ -103,6 +103,41 @@ def screenshot():
     return take
 
 
+# A page in each way people come: English, French, a French phone. Downloads are
+# accepted (the accountants' journeys save their PDF and FEC).
+def _page(browser, **options):
+    context = browser.new_context(accept_downloads=True, **options)
+    return context, context.new_page()
+
+
+@pytest.fixture
+def english(browser):
+    context, page = _page(browser, locale="en-GB", viewport={"width": 1280, "height": 900})
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def french(browser):
+    context, page = _page(browser, locale="fr-FR", viewport={"width": 1280, "height": 900})
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone(browser):
+    context, page = _page(
+        browser,
+        locale="fr-FR",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    yield page
+    context.close()
+
+
 def log_in(page, base_url: str, email: str) -> None:
     page.goto(f"{base_url}/accounts/login/")
     page.fill("input[name=login]", email)

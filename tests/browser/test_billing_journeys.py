@@ -88,38 +88,6 @@ def bill_last_month_issue_and_export(page, base_url, screenshot, tag):
     assert not problems
 
 
-@pytest.fixture
-def english(browser):
-    context = browser.new_context(
-        locale="en-GB", viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def french(browser):
-    context = browser.new_context(
-        locale="fr-FR", viewport={"width": 1280, "height": 900}, accept_downloads=True
-    )
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(
-        locale="fr-FR",
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        accept_downloads=True,
-    )
-    yield context.new_page()
-    context.close()
-
-
 def test_an_accountant_bills_a_month_issues_an_invoice_and_exports_it_in_english(
     demo, english, screenshot
 ):

@@ -96,33 +96,6 @@ def book_by_dragging_then_cancel(page, base_url, screenshot, tag):
     assert Booking.objects.filter(status=Booking.Status.CANCELLED).count() == 1
 
 
-@pytest.fixture
-def english(browser):
-    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def french(browser):
-    context = browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(
-        locale="fr-FR",
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-    )
-    yield context.new_page()
-    context.close()
-
-
 def test_a_member_books_a_3d_printer_by_dragging_in_english(demo, english, screenshot):
     book_by_dragging_then_cancel(english, demo.url, screenshot, "en")
 
