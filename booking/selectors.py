@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from django.db.models import DateTimeField, Func, Value
+from django.db.models import Value
 from django.utils import timezone
 
 from booking.models import Booking
@@ -203,23 +203,6 @@ class _Calendar:
 # --- Loading, once per window ------------------------------------------------------------
 
 
-class _AsUTC(Func):
-    """An instant read as UTC wall-clock time (a naive date-time): psycopg makes
-    aware date-times several times slower than naive ones, and with thousands
-    of bookings in a platform's window that was most of a search's time."""
-
-    template = "%(expressions)s"
-    output_field = DateTimeField()
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        template = "(%(expressions)s AT TIME ZONE 'UTC')"
-        return self.as_sql(compiler, connection, template=template, **extra_context)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _calendars(machines: list[Machine], start: datetime, end: datetime) -> dict[int, _Calendar]:
     """The calendars of the machines' platforms around [start, end): two queries."""
     platforms = {m.platform_id: m.platform for m in machines}
@@ -266,17 +249,15 @@ def _held(
     )
     rows = (
         bookings.order_by()
-        .values_list("machine_id", _AsUTC("start"), _AsUTC("blocked_until"), Value("booking"))
+        .values_list("machine_id", "start", "blocked_until", Value("booking"))
         .union(
-            maintenance.order_by().values_list(
-                "machine_id", _AsUTC("start"), _AsUTC("end"), Value("maintenance")
-            ),
+            maintenance.order_by().values_list("machine_id", "start", "end", Value("maintenance")),
             all=True,
         )
     )
     held: dict[int, list] = {pk: [] for pk in machine_ids}
     for machine_id, s, e, kind in rows:
-        held[machine_id].append((_aware(s), _aware(e), kind))
+        held[machine_id].append((s, e, kind))
     return held
 
 

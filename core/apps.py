@@ -8,3 +8,7 @@ class CoreConfig(AppConfig):
     def ready(self):
         # Registers the OpenAPI description of our token authentication.
         from core.api import schema  # noqa: F401
+        from core.db import install
+
+        # PostgreSQL date-times read by psycopg's C loader (see core/db.py).
+        install()
