@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
 
@@ -261,19 +262,83 @@ def _held(
     return held
 
 
+# Gaps between a machine's busy periods, found by PostgreSQL: a search needs only
+# those long enough for a slot and its buffer, a few per machine and day, rather
+# than every booking of 200 machines (bench/booking.py: a third of the rows).
+_GAPS_SQL = """
+WITH busy AS (
+    SELECT machine_id, start, blocked_until AS "end" FROM booking_booking
+    WHERE machine_id = ANY(%(machines)s) AND status = ANY(%(active)s)
+      AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
+    UNION ALL
+    SELECT machine_id, start, "end" FROM equipment_maintenancewindow
+    WHERE machine_id = ANY(%(machines)s) AND start < %(end)s AND "end" > %(start)s
+), after_earlier AS (
+    SELECT machine_id, start, max("end") OVER (
+        PARTITION BY machine_id ORDER BY start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    ) AS free_from
+    FROM busy
+)
+SELECT machine_id, free_from, start FROM after_earlier
+WHERE free_from IS NULL OR start - free_from >= %(need)s
+UNION ALL
+SELECT machine_id, max("end"), NULL FROM busy GROUP BY machine_id
+"""
+
+
+def _busy_with_short_gaps_filled(
+    machines: list[Machine], start: datetime, end: datetime, need: timedelta
+) -> dict[int, list[Interval]]:
+    """Each machine's busy periods meeting [start, end), merged, where a free gap
+    shorter than `need` counts as busy too (no slot fits it): the same slots as
+    from every busy period. One query."""
+    if connection.vendor != "postgresql":
+        held = _held(machines, start, end, None)
+        return {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _GAPS_SQL,
+            {
+                "machines": [m.pk for m in machines],
+                "active": list(Booking.ACTIVE_STATUSES),
+                "start": start,
+                "end": end,
+                "need": need,
+            },
+        )
+        rows = cursor.fetchall()
+    # Per machine: the gaps before its busy periods (from None: before the first),
+    # and the end of its last one (a row without a start).
+    gaps: dict[int, list[tuple[datetime | None, datetime]]] = defaultdict(list)
+    last_end: dict[int, datetime] = {}
+    for machine_id, free_from, free_until in rows:
+        if free_until is None:
+            last_end[machine_id] = free_from
+        else:
+            gaps[machine_id].append((free_from, free_until))
+    busy: dict[int, list[Interval]] = {m.pk: [] for m in machines}
+    for machine_id, until in last_end.items():
+        periods, busy_from = busy[machine_id], None
+        for free_from, free_until in sorted(gaps[machine_id], key=lambda gap: gap[1]):
+            if busy_from is not None:  # busy from the end of the previous gap
+                periods.append((busy_from, free_from))
+            busy_from = free_until
+        periods.append((busy_from, until))
+    return busy
+
+
 @dataclass
 class _Machinery:
-    """What the computations need about some machines over a window, loaded with
-    four queries: opening hours and closures of their platforms, their
-    maintenance windows and their active bookings."""
+    """What the computations need about some machines over a window: the
+    calendars of their platforms, and their busy periods, merged and sorted (by
+    machine id). `held` keeps what the busy periods are made of, for blocks()."""
 
     calendars: dict[int, _Calendar]  # by platform id
-    held: dict[int, list[tuple[datetime, datetime, str]]]  # by machine id: (start, end, kind)
-    busy: dict[int, list[Interval]] = field(init=False)  # the same, merged
+    busy: dict[int, list[Interval]]
+    held: dict[int, list[tuple[datetime, datetime, str]]] = field(default_factory=dict)
     busy_ends: dict[int, list[datetime]] = field(init=False)
 
     def __post_init__(self):
-        self.busy = {pk: _merged((s, e) for s, e, _kind in v) for pk, v in self.held.items()}
         self.busy_ends = {pk: [end for _start, end in v] for pk, v in self.busy.items()}
 
     def blocks(self, machine: Machine) -> list[dict]:
@@ -292,7 +357,9 @@ class _Machinery:
     ) -> "_Machinery":
         """Busy periods meeting [start, end), and the calendars around those days
         (three queries); `ignoring`: a booking being moved, which is not in its own way."""
-        return cls(_calendars(machines, start, end), _held(machines, start, end, ignoring))
+        held = _held(machines, start, end, ignoring)
+        busy = {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
+        return cls(_calendars(machines, start, end), busy, held)
 
     def clash(self, machine: Machine, start: datetime, held_until: datetime) -> Interval | None:
         """The first busy period of `machine` meeting [start, held_until), if any."""
@@ -453,8 +520,11 @@ def search_slots(
         # Slots starting in [stretch_start, stretch_end]: they end, buffer included,
         # before stretch_end + duration + buffer, which is as far as this round reads.
         stretch_end = min(stretch_start + stretch, end)
-        held = _held(searching, stretch_start, stretch_end + duration + buffer, None)
-        machinery = _Machinery(calendars, held)
+        need = duration + min(_buffer(m) for m in searching)
+        busy = _busy_with_short_gaps_filled(
+            searching, stretch_start, stretch_end + duration + buffer, need
+        )
+        machinery = _Machinery(calendars, busy)
         for machine in searching:
             slots = found[machine.pk]
             # Each slot starts at or after the end of the one before.
