@@ -346,6 +346,32 @@ def test_slots_never_overlap_the_busy_periods_or_the_lunch_break(busy_tuesday):
     ]
 
 
+def test_a_gap_exactly_as_long_as_a_slot_and_its_buffer_takes_it_a_minute_less_does_not(hours):
+    """On PostgreSQL the search reads only the gaps long enough for a slot and its
+    buffer: the boundary counts, overlapping busy periods (a booking inside
+    maintenance) are one, and the day's first and last free stretches stay free."""
+    lab = hours
+    machine = lab.a.machine
+    set_policy(machine, buffer_after_minutes=15)
+
+    def booked(start, end):
+        make_booking(machine, lab.a.org, lab.a.org_member, start, end, blocked_until=end)
+
+    booked(paris(TUESDAY, 8, 45), paris(TUESDAY, 9))  # 08:00-08:45: an hour does not fit
+    booked(paris(TUESDAY, 9, 59), paris(TUESDAY, 10, 15))  # 09:00-09:59: a minute short
+    booked(paris(TUESDAY, 11, 30), paris(TUESDAY, 13, 30))  # 10:15-11:30: exactly 1 h 15
+    MaintenanceWindow.objects.create(
+        machine=machine, start=paris(TUESDAY, 13, 30), end=paris(TUESDAY, 16)
+    )
+    booked(paris(TUESDAY, 14), paris(TUESDAY, 15))  # inside the maintenance
+
+    slots = earliest_slots(
+        machine=machine, duration=timedelta(hours=1), limit=5, now=NOW, **whole_day(TUESDAY)
+    )
+
+    assert local(slots) == [("10:15", "11:15"), ("16:00", "17:00"), ("17:00", "18:00")]
+
+
 def test_the_notice_and_the_horizon_count_from_now(busy_tuesday):
     machine = busy_tuesday.a.machine
     search = {"machine": machine, "duration": timedelta(hours=1), "limit": 1}
