@@ -134,6 +134,9 @@ class _Calendar:
     closed: set[date]
     by_weekday: dict[int, list[Span]] = field(init=False)
     _grids: dict = field(init=False, default_factory=dict)
+    # Whether a period from a grid start ends where the rules allow, by
+    # (step, duration, start): the same for every machine of the platform.
+    _period_fits: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self):
         self.by_weekday = defaultdict(list)
@@ -404,9 +407,12 @@ class _Machinery:
         end: datetime,
         limit: int,
         now: datetime,
+        grid: Interval | None = None,
     ) -> list[Interval]:
         """The earliest bookable [s, s + duration) within [start, end), one after
-        the other: each next one starts at or after the end of the previous."""
+        the other: each next one starts at or after the end of the previous.
+        `grid`: the span of the grid of starts to use, if wider than [start, end]
+        (a search's machines share one)."""
         shortest, longest = duration_limits(machine)
         if not machine.is_active or limit < 1 or not shortest <= duration <= longest:
             return []
@@ -415,16 +421,13 @@ class _Machinery:
         if first > last:
             return []
         calendar = self.calendars[machine.platform_id]
-        instants, locals_ = calendar.starts(machine.granularity_minutes, start, end)
+        step = machine.granularity_minutes
+        instants, locals_ = calendar.starts(step, *(grid or (start, end)))
         # The loop below is the search's hot path: clash() and period_fits()
         # inlined, with their data at hand.
         busy, ends, buffer = self.busy[machine.pk], self.busy_ends[machine.pk], _buffer(machine)
-        tz, spans, closed, step = (
-            calendar.tz,
-            calendar.spans,
-            calendar.closed,
-            machine.granularity_minutes,
-        )
+        tz, spans, closed = calendar.tz, calendar.spans, calendar.closed
+        fits = calendar._period_fits
         found: list[Interval] = []
         i, count = bisect_left(instants, first), len(instants)
         while i < count and instants[i] <= last:
@@ -435,12 +438,15 @@ class _Machinery:
                 # Every later start before that period's end meets it too: jump.
                 i = bisect_left(instants, busy[j][1], i + 1)
                 continue
-            local_end = e.astimezone(tz)
-            if not (
-                on_grid(local_end, step)
-                and local_end.date() not in closed
-                and within_opening_hours(spans, locals_[i], local_end)
-            ):
+            fit = fits.get((step, duration, s))
+            if fit is None:
+                local_end = e.astimezone(tz)
+                fit = fits[step, duration, s] = (
+                    on_grid(local_end, step)
+                    and local_end.date() not in closed
+                    and within_opening_hours(spans, locals_[i], local_end)
+                )
+            if not fit:
                 i += 1
                 continue
             found.append((s, e))
@@ -543,6 +549,7 @@ def search_slots(
                 min(stretch_end + duration, end),
                 limit - len(slots),
                 now,
+                grid=(start, end),
             )
         searching = [m for m in searching if len(found[m.pk]) < limit]
         stretch_start, stretch = stretch_end, stretch * 2
