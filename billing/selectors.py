@@ -14,6 +14,7 @@ from django.db.models import (
     CharField,
     DecimalField,
     F,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -25,7 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Round
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import MONEY, Invoice, Payment
+from billing.models import MONEY, Invoice, InvoiceLine, Payment
 
 AMOUNT = DecimalField(**MONEY)
 ZERO = Value(Decimal(0), output_field=AMOUNT)
@@ -97,3 +98,51 @@ def with_balance(invoices: QuerySet, today: date) -> QuerySet:
             output_field=CharField(),
         ),
     )
+
+
+# --- Revenue, for booking.analytics ------------------------------------------------------
+
+# Where a line's row of the utilisation table is, by grouping.
+_REVENUE_GROUPS = {
+    "machine": "booking__machine_id",
+    "machine_type": "booking__machine__machine_type_id",
+    "platform": "invoice__platform_id",
+    "organization": "invoice__organization_id",
+}
+
+
+def revenue_by(*, machines, organizations, periods, group_by) -> dict[tuple, Decimal]:
+    """Revenue for booking.analytics' utilisation table (registered in BillingConfig):
+    amounts without tax of the issued invoices' lines about bookings of `machines`
+    (of `organizations` only, when given), less the issued credit notes', by the
+    lines' date of service (a local day) in `periods`. A funding line is left out:
+    it moves what the SME pays to a programme, the machine earned the same. Keys
+    as the table's: (entity value, period index), either left out when not grouped
+    by. One query."""
+    entity = next((g for g in group_by if g in _REVENUE_GROUPS), None)
+    by_period = any(g not in _REVENUE_GROUPS for g in group_by)
+    lines = InvoiceLine.objects.filter(
+        invoice__status=Invoice.Status.ISSUED,
+        booking__machine__in=machines,
+        service_date__gte=periods[0][0],
+        service_date__lt=periods[-1][1],
+    ).exclude(kind=InvoiceLine.Kind.FUNDING)
+    if organizations is not None:
+        lines = lines.filter(invoice__organization__in=organizations)
+    signed = Case(
+        When(invoice__kind=Invoice.Kind.CREDIT_NOTE, then=-F("amount")),
+        default=F("amount"),
+        output_field=AMOUNT,
+    )
+    period = Case(
+        *(
+            When(service_date__gte=first, service_date__lt=following, then=Value(index))
+            for index, (first, following) in enumerate(periods)
+        ),
+        output_field=IntegerField(),
+    )
+    keys = ([_REVENUE_GROUPS[entity]] if entity else []) + (["period"] if by_period else [])
+    if not keys:
+        return {(): lines.aggregate(total=Coalesce(Sum(signed), ZERO))["total"]}
+    rows = lines.annotate(period=period).values(*keys).annotate(total=Sum(signed)).order_by()
+    return {tuple(row[key] for key in keys): row["total"] for row in rows}

@@ -37,8 +37,11 @@ Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
   of the same period (the whole table's when not grouped by time).
 - An organization's row has the available hours of all the machines counted
   (its utilisation is its part of the capacity).
-- revenue: from billing, once it registers a source (register_revenue); null
-  until then.
+- revenue: from billing (billing.selectors.revenue_by, registered when billing
+  is installed; null without it): amounts without tax of the issued invoices'
+  lines about the bookings counted (machine time, setup, late-cancellation and
+  no-show fees, consumables), less the issued credit notes', by the lines' date
+  of service. The funded share counts: a programme pays it, not the SME.
 
 Peak hours (peak_hours()): a week × hour heatmap. Each local hour of the period
 falls in a cell (weekday, hour) of the platform's week; a cell has the booked
@@ -53,6 +56,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -136,8 +140,9 @@ _revenue_source: RevenueSource | None = None
 
 
 def register_revenue(source: RevenueSource | None) -> None:
-    """`source(machines=QuerySet, organizations=QuerySet | None, buckets=[(tz,
-    index, start_utc, end_utc)], group_by=[...])` -> {key tuple: Decimal}."""
+    """`source(machines=QuerySet, organizations=QuerySet | None, periods=[(first
+    local day, following local day)], group_by=[...])` -> {key tuple: Decimal}, a
+    key being (entity value, period index), either left out when not grouped by."""
     global _revenue_source
     _revenue_source = source
 
@@ -759,7 +764,8 @@ def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -
         "refused_rules": int(sums["refused_rules"]),
         "rejected_by_manager": int(sums["rejected_by_manager"]),
         "refused_hours": _hours(sums["refused_s"]),
-        "revenue": revenue,
+        # Money as text with its cents, in JSON as in CSV (never a binary float).
+        "revenue": None if revenue is None else str(revenue.quantize(Decimal("0.01"))),
     }
 
 
@@ -818,14 +824,7 @@ def utilisation(
     revenue = None
     if _revenue_source is not None:
         revenue = _revenue_source(
-            machines=machines,
-            organizations=organizations,
-            buckets=[
-                (tz, idx, s, e)
-                for tz, per in scope.utc_by_tz.items()
-                for idx, (s, e) in enumerate(per)
-            ],
-            group_by=group_by,
+            machines=machines, organizations=organizations, periods=periods, group_by=group_by
         )
     return _assemble(
         scope, machine_rows, available, booking_sums, refusal_sums, lead_quantiles, revenue
@@ -894,7 +893,7 @@ def _assemble(
                 row["period_start"] = first.isoformat()
                 row["period_end"] = following.isoformat()
             key = (*([value] if entity else []), *([idx] if scope.unit else []))
-            money = revenue.get(key) if revenue is not None else None
+            money = revenue.get(key, Decimal(0)) if revenue is not None else None
             quantiles = lead_quantiles.get((value, idx) if entity else (idx,))
             row.update(_metrics(sums, booked_by_period[idx], money, quantiles))
             rows.append(row)
@@ -908,7 +907,7 @@ def _assemble(
             if name != "available_s":
                 total[name] += sums[name]
     total["available_s"] = sum(available.values())
-    total_revenue = sum(revenue.values()) if revenue else None
+    total_revenue = sum(revenue.values(), Decimal(0)) if revenue is not None else None
     totals = _metrics(total, total["booked_s"], total_revenue, lead_quantiles.get(TOTAL))
     return Table(list(scope.entities) + ([scope.unit] if scope.unit else []), columns, rows, totals)
 

@@ -189,7 +189,7 @@ class MetricsSerializer(serializers.Serializer):
         max_digits=16,
         decimal_places=2,
         allow_null=True,
-        help_text="From billing; null until billing provides it.",
+        help_text="From billing's issued invoices and credit notes (README); null without billing.",
     )
 
 

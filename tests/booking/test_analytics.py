@@ -129,7 +129,7 @@ def test_a_day_of_one_machine_gives_exact_hours_and_ratios(tuesday):
         "refused_rules": 1,
         "rejected_by_manager": 0,
         "refused_hours": 3.0,
-        "revenue": None,
+        "revenue": "0.00",  # nothing billed
     }
 
 
