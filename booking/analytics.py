@@ -785,7 +785,7 @@ def utilisation(
     `organizations`: count only these organizations' bookings and requests.
 
     Queries: machines, machine types or platforms' names, opening hours, closures,
-    maintenance, bookings, lead times, refused requests (and organizations' names):
+    maintenance, bookings, lead times, refused requests, revenue (and organizations' names):
     the same number whatever the number of machines or bookings."""
     now = now or timezone.now()
     group_by = list(group_by)
