@@ -353,7 +353,18 @@ def _make_default(api: stripe.StripeClient, customer: StripeCustomer, method_id:
 def saved_card(*, organization: Organization, by: User) -> SavedCard | None:
     """The card a platform would charge off-session, or None."""
     _require_payer(by, organization.pk)
-    customer = StripeCustomer.objects.filter(organization=organization).first()
+    return _default_card(organization.pk)
+
+
+def card_to_charge(*, invoice: Invoice, by: User) -> SavedCard | None:
+    """For the platform's accountants: the saved card `charge_saved_card` would
+    charge for `invoice` (its organization's default card), or None."""
+    perms.require_platform_role(by, invoice.platform, CAN_INVOICE)
+    return _default_card(invoice.organization_id)
+
+
+def _default_card(organization_id: int) -> SavedCard | None:
+    customer = StripeCustomer.objects.filter(organization_id=organization_id).first()
     if customer is None or not stripe_api.configured():
         return None
     api = stripe_api.client()

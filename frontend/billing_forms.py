@@ -140,3 +140,14 @@ class ExportForm(forms.Form):
         choices=[(code, LANGUAGE_NAMES[code]) for code in documents.LANGUAGES],
         help_text=_("For the ZIP of PDFs."),
     )
+
+
+class SavedCardForm(forms.Form):
+    """What the page posts once Stripe.js has confirmed the card: the SetupIntent's
+    id only (billing/payments.py asks Stripe for its card and customer)."""
+
+    setup_intent = forms.RegexField(
+        regex=r"^seti_[A-Za-z0-9]{1,200}$",
+        widget=forms.HiddenInput,
+        error_messages={"invalid": _("The card form did not finish: try again.")},
+    )

@@ -26,9 +26,17 @@ urlpatterns = [
     path(f"{DOCUMENT}/issue/", views.issue, name="billing-issue"),
     path(f"{DOCUMENT}/credit-note/", views.credit_note, name="billing-credit-note"),
     path(f"{DOCUMENT}/payments/", views.record_payment, name="billing-payment"),
+    path(
+        f"{DOCUMENT}/charge-saved-card/",
+        views.charge_saved_card,
+        name="billing-charge-saved-card",
+    ),
     path("billing/documents/<int:doc_pk>/pdf/", views.document_pdf, name="billing-pdf"),
     path("invoices/", views.sme_index, name="invoices-index"),
     path(f"{SME}/", views.sme_invoices, name="organization-invoices"),
+    path(f"{SME}/saved-card/", views.sme_card_save, name="organization-card-save"),
+    path(f"{SME}/saved-card/setup/", views.sme_card_setup, name="organization-card-setup"),
+    path(f"{SME}/saved-card/remove/", views.sme_card_remove, name="organization-card-remove"),
     path(f"{SME}/<int:doc_pk>/", views.sme_invoice, name="organization-invoice"),
     path(
         f"{SME}/<int:doc_pk>/pay-by-card/",

@@ -6,7 +6,9 @@
   act; its managers read, as the API lets them.
 - SME side: an organization's issued invoices and credit notes for its
   administrators and accountants, their PDFs, and payment by card where Stripe is
-  configured (bank transfer details otherwise).
+  configured (bank transfer details otherwise); there too, the card the
+  organization saves for its platforms to charge off-session, which a platform's
+  accountant then charges from the invoice's page.
 
 Views only type what people enter: every write is billing/services.py,
 billing/runs.py or billing/payments.py (which check the role again), every read
@@ -22,6 +24,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
+from django.forms import Form
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -52,9 +55,11 @@ from frontend.billing_forms import (
     PaymentForm,
     PeriodForm,
     RunForm,
+    SavedCardForm,
     StatusForm,
 )
 from frontend.outcomes import onto, reported
+from frontend.templatetags.billing_tags import money as shown_money
 
 FINANCE = set(FINANCE_ROLES)  # who opens a platform's billing desk
 RUNS_SHOWN = 20
@@ -239,6 +244,13 @@ def _document_page(request, platform, invoice, *, forms=None, status=200):
     editing = next((line for line in lines if line.pk == wanted), None) if editable else None
     if editing is not None:
         editing.form = forms.get(editing.pk) or LineForm.of(editing, prefix=f"line-{editing.pk}")
+    payable = invoice.payment_status in PAYABLE
+    card, card_unknown = None, None
+    if context["can_invoice"] and payable and stripe_api.configured():
+        try:  # asked of Stripe: the card "charge the saved card" would charge
+            card = payments.card_to_charge(invoice=invoice, by=request.user)
+        except DomainError as error:
+            card_unknown = error.message
     context.update(
         invoice=invoice,
         lines=lines,
@@ -251,7 +263,10 @@ def _document_page(request, platform, invoice, *, forms=None, status=200):
         or PaymentForm(
             initial={"amount": money(max(invoice.balance_due, 0)), "received_on": context["today"]}
         ),
-        payable=invoice.payment_status in PAYABLE,
+        payable=payable,
+        saved_card=card,
+        saved_card_unknown=card_unknown,
+        card_payments=list(invoice.card_payments.order_by("attempt")) if invoice.is_issued else [],
     )
     return render(request, "frontend/billing/document.html", context, status=status)
 
@@ -359,6 +374,28 @@ def record_payment(request, pk, doc_pk):
 
 
 @login_required
+@require_POST
+def charge_saved_card(request, pk, doc_pk):
+    """Charge the organization's saved card off-session for what remains due (the
+    API's service). A decline, no saved card or an invoice already paid are said
+    on the invoice's page; the failed attempt is listed there."""
+    invoice = _document_action(request, pk, doc_pk)[1]
+    charged = None
+    with reported(request, done=lambda: _charged(charged)):
+        charged = payments.charge_saved_card(invoice=invoice, by=request.user)
+    return _back_to(invoice)
+
+
+def _charged(card) -> str:
+    amount = shown_money(card.amount, card.currency)
+    if card.status == card.Status.SUCCEEDED:
+        return _("%(amount)s charged to the saved card: the invoice is paid.") % {"amount": amount}
+    return _(
+        "%(amount)s asked of the saved card: the invoice shows as paid once Stripe confirms it."
+    ) % {"amount": amount}
+
+
+@login_required
 @require_GET
 def exports_page(request, pk):
     """Exports of the documents issued in a month: the form, and the file itself
@@ -461,29 +498,105 @@ def sme_index(request):
 @login_required
 @require_GET
 def sme_invoices(request, pk):
+    return _sme_invoices_page(request, _organization(request, pk))
+
+
+def _sme_invoices_page(request, organization, *, setup=None, setup_form=None, status=200):
+    """The organization's documents and, where Stripe is configured, its saved card
+    (asked of Stripe), or the card form of a SetupIntent just opened (`setup`)."""
+    card_enabled = stripe_api.browser_payments_enabled()
+    card, card_unknown = None, None
+    if card_enabled and setup is None:
+        try:
+            card = payments.saved_card(organization=organization, by=request.user)
+        except DomainError as error:
+            card_unknown = error.message
+    context = {
+        "organization": organization,
+        "card_enabled": card_enabled,
+        "saved_card": card,
+        "saved_card_unknown": card_unknown,
+        "setup": setup,
+        "setup_form": setup_form or Form(),
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        "stripe_key": settings.STRIPE_PUBLISHABLE_KEY,
+    }
+    if _is_htmx(request) and request.method == "POST":
+        # htmx swaps 4xx answers only when told to; the panel is a normal answer.
+        response = render(request, "frontend/billing/_saved_card_panel.html", context)
+    else:
+        # Its invoices may come from platforms in several time zones: overdue from the
+        # day after the due date in UTC, an hour or two late at worst.
+        today = timezone.localdate()
+        found = (
+            _issued_to(request, organization, today)
+            .select_related("platform", "credited_invoice")
+            .order_by("-issue_date", "-pk")
+        )
+        context.update(
+            page=_page(request, found),
+            due=found.filter(payment_status__in=PAYABLE).aggregate(
+                total=Sum("balance_due"),
+                count=Count("pk"),
+                overdue=Count("pk", filter=Q(payment_status=PaymentStatus.OVERDUE)),
+            ),
+        )
+        response = render(request, "frontend/billing/sme_invoices.html", context, status=status)
+    if setup is not None:
+        patch_cache_control(response, private=True, no_store=True)  # it holds a client secret
+    return response
+
+
+@login_required
+@require_POST
+def sme_card_setup(request, pk):
+    """A SetupIntent for the card the organization saves (billing/payments.py); the
+    panel then confirms it with Stripe.js, which sends the card to Stripe, never to
+    fabpool, and posts the SetupIntent's id to `sme_card_save`."""
     organization = _organization(request, pk)
-    # Its invoices may come from platforms in several time zones: overdue from the
-    # day after the due date in UTC, an hour or two late at worst.
-    today = timezone.localdate()
-    found = (
-        _issued_to(request, organization, today)
-        .select_related("platform", "credited_invoice")
-        .order_by("-issue_date", "-pk")
-    )
-    due = found.filter(payment_status__in=PAYABLE).aggregate(
-        total=Sum("balance_due"),
-        count=Count("pk"),
-        overdue=Count("pk", filter=Q(payment_status=PaymentStatus.OVERDUE)),
-    )
-    return render(
-        request,
-        "frontend/billing/sme_invoices.html",
-        {
-            "organization": organization,
-            "page": _page(request, found),
-            "due": due,
-        },
-    )
+    form = Form(request.POST)
+    with onto(form) as outcome:
+        setup_intent, secret = payments.start_card_setup(organization=organization, by=request.user)
+    if not outcome.ok:
+        return _sme_invoices_page(request, organization, setup_form=form, status=409)
+    setup = {"setup_intent": setup_intent, "client_secret": secret}
+    return _sme_invoices_page(request, organization, setup=setup)
+
+
+@login_required
+@require_POST
+def sme_card_save(request, pk):
+    """The card of a SetupIntent Stripe.js confirmed becomes the organization's saved
+    card (billing/payments.py asks Stripe whose it is)."""
+    organization = _organization(request, pk)
+    form = SavedCardForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["setup_intent"]))
+        return redirect("organization-invoices", pk=organization.pk)
+    saved = None
+    with reported(request, done=lambda: _card_saved(saved)):
+        saved = payments.save_card(
+            organization=organization,
+            setup_intent=form.cleaned_data["setup_intent"],
+            by=request.user,
+        )
+    return redirect("organization-invoices", pk=organization.pk)
+
+
+def _card_saved(card) -> str:
+    return _(
+        "Card saved: %(brand)s ending in %(last4)s. Your platforms may now charge it for "
+        "your invoices."
+    ) % {"brand": card.brand.capitalize(), "last4": card.last4}
+
+
+@login_required
+@require_POST
+def sme_card_remove(request, pk):
+    organization = _organization(request, pk)
+    with reported(request, done=lambda: _("Card removed: it can no longer be charged.")):
+        payments.remove_saved_card(organization=organization, by=request.user)
+    return redirect("organization-invoices", pk=organization.pk)
 
 
 def _sme_page(request, organization, invoice, *, card=None, card_error=None, status=200):

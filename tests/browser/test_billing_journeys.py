@@ -2,7 +2,8 @@
 billed and issued, last month booked but not billed): a platform accountant runs
 last month, issues an invoice, downloads its PDF and the month's FEC, in English
 and in French; an SME's accountant finds the invoice, its PDF and how to pay it
-(bank transfer without Stripe; with localstripe's fake Stripe.js, by card)."""
+(bank transfer without Stripe; with localstripe's fake Stripe.js, by card), or
+saves a card that the platform's accountant then charges."""
 
 from datetime import date, timedelta
 from pathlib import Path
@@ -175,3 +176,57 @@ def test_an_sme_accountant_pays_by_card_with_stripe_js(
     expect(page.locator("#balance-due")).to_have_text("€0.00", timeout=15000)  # after the reload
     assert Payment.objects.get(invoice=invoice).method == Payment.Method.CARD
     screenshot(page, "en-sme-paid-by-card")
+
+
+def test_an_sme_accountant_saves_a_card_with_stripe_js_and_the_platform_charges_it(
+    demo,
+    english,
+    french,
+    screenshot,
+    settings,
+    localstripe,
+):
+    """localstripe's Stripe.js confirms a SetupIntent with what is typed in its plain
+    card inputs: the SME's accountant saves a card in English, then the platform's
+    accountant charges it off-session from the invoice's page, in French."""
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_fabpool"
+    settings.STRIPE_API_BASE = localstripe.base
+    settings.STRIPE_JS_URL = f"{localstripe.base}/js.stripe.com/v3/"
+    invoice = Invoice.objects.get(number__startswith="ADLN-", organization__siret="81234567600017")
+    problems = []
+    page = english
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    log_in(page, demo.url, SME_ACCOUNTANT)
+    page.locator("nav.nav a[href='/invoices/']").click()
+    expect(page.locator("#no-saved-card")).to_be_visible()
+
+    page.locator("#save-card").click()
+    card = page.locator("#setup-card-element")
+    for field, typed in (("number", "4242424242424242"), ("exp_month", "12"), ("exp_year", "34")):
+        card.locator(f"input[placeholder={field}]").fill(typed)
+    card.locator("input[placeholder=cvc]").fill("123")
+    screenshot(page, "en-sme-save-card")
+    page.locator("#save-card-submit").click()
+
+    expect(page.locator(".messages .success")).to_contain_text("Card saved: Visa ending in 4242.")
+    expect(page.locator("#saved-card")).to_have_text("Visa ending in 4242, expires 12/2034")
+    screenshot(page, "en-sme-card-saved")
+
+    platform = french
+    platform.on("pageerror", lambda error: problems.append(str(error)))
+    log_in(platform, demo.url, ACCOUNTANT)
+    platform.goto(f"{demo.url}/billing/platforms/{invoice.platform_id}/documents/{invoice.pk}/")
+    expect(platform.locator("#card-to-charge")).to_contain_text("Visa se terminant par 4242")
+    platform.locator("#charge-card").click()
+
+    expect(platform.locator(".messages .success")).to_contain_text(
+        "débités sur la carte enregistrée\u00a0: la facture est payée."
+    )
+    expect(platform.locator("#balance-due")).to_have_text("0,00\u00a0€")
+    expect(platform.locator("#charge-card")).to_have_count(0)
+    screenshot(platform, "fr-billing-saved-card-charged")
+    payment = Payment.objects.get(invoice=invoice)
+    assert (payment.method, payment.amount) == (Payment.Method.CARD, invoice.total_with_tax)
+    assert CardPayment.objects.get(invoice=invoice).kind == CardPayment.Kind.OFF_SESSION
+    assert not problems

@@ -3,8 +3,9 @@ accountants (managers read): runs, drafts to review, edit and issue, issued
 documents with their status, credit notes, bank transfers received, PDFs and
 exports. SME side: an organization's issued invoices for its administrators and
 accountants, their PDFs, bank transfer details, and payment by card where Stripe
-is configured. Every write goes through billing's services; another platform's or
-SME's pages and documents answer 404."""
+is configured; there too the card the SME saves, which the platform's accountant
+then charges off-session from the invoice's page. Every write goes through
+billing's services; another platform's or SME's pages and documents answer 404."""
 
 import io
 import zipfile
@@ -13,12 +14,20 @@ from decimal import Decimal
 from html import unescape
 
 import pytest
+import stripe
 from django.test import Client
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from billing import services
-from billing.models import BillingRun, CardPayment, Invoice, InvoiceLine, Payment
+from billing import payments, services
+from billing.models import (
+    BillingRun,
+    CardPayment,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    StripeCustomer,
+)
 from billing.runs import bill_period
 from billing.selectors import PaymentStatus, with_balance
 from core.models import AuditEvent
@@ -804,3 +813,320 @@ def test_the_pay_by_card_button_needs_its_csrf_token(issued, billing, settings):
 
     assert client.post(sme_page(issued, "pay-by-card")).status_code == 403
     assert not CardPayment.objects.exists()
+
+
+# --- Saved cards: the SME saves one, the platform's accountant charges it ----------------------
+
+
+def sme_invoices(billing, side: str = "a") -> str:
+    return f"/organizations/{getattr(billing, side).org.pk}/invoices/"
+
+
+@pytest.fixture
+def stripe_keys(settings, localstripe):
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_fabpool"
+    settings.STRIPE_API_BASE = localstripe.base
+    settings.STRIPE_JS_URL = f"{localstripe.base}/js.stripe.com/v3/"
+    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe.base})
+
+
+@pytest.fixture
+def stripe_unreachable(settings):
+    """Keys set but no Stripe answering: refusals must come before any call to it."""
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_fabpool"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+
+
+def card_saved_at_stripe(api, organization, number: str = "4242424242424242") -> str:
+    """What the SME's page and Stripe.js do, straight at Stripe: the organization's
+    customer with a default card."""
+    customer = payments.ensure_customer(organization, api)
+    method = api.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    api.v1.payment_methods.attach(method.id, params={"customer": customer.stripe_id})
+    api.v1.customers.update(
+        customer.stripe_id, params={"invoice_settings": {"default_payment_method": method.id}}
+    )
+    return method.id
+
+
+def test_an_smes_invoices_offer_no_saved_card_without_both_stripe_keys(client, billing, settings):
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_PUBLISHABLE_KEY = "sk_test_x", ""
+    client.force_login(billing.a.org_accountant)
+
+    html = text(client.get(sme_invoices(billing)))
+
+    assert "Saved card" not in html and "saved-card" not in html and "js.stripe.com" not in html
+
+
+def test_an_smes_accountant_saves_a_card_with_stripe_js_then_removes_it(
+    client, billing, stripe_keys
+):
+    client.force_login(billing.a.org_accountant)
+    before = text(client.get(sme_invoices(billing)))
+    assert "No card saved." in before and 'id="save-card"' in before
+    assert "billing-saved-card.js" in before
+
+    opened = client.post(f"{sme_invoices(billing)}saved-card/setup/", HTTP_HX_REQUEST="true")
+
+    html = text(opened)
+    assert opened.status_code == 200 and html.startswith('<div id="saved-card-panel"')
+    assert "no-store" in opened["Cache-Control"]
+    setup_intent = html.split('name="setup_intent" value="')[1].split('"')[0]
+    assert f'data-client-secret="{setup_intent}_secret_' in html
+    assert 'data-publishable-key="pk_test_fabpool"' in html
+    # What Stripe.js does in the browser with the client secret and the typed card.
+    method = stripe_keys.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {
+                "number": "4242424242424242",
+                "exp_month": 12,
+                "exp_year": 2034,
+                "cvc": "123",
+            },
+        }
+    )
+    stripe_keys.v1.setup_intents.confirm(setup_intent, params={"payment_method": method.id})
+
+    saved = client.post(
+        f"{sme_invoices(billing)}saved-card/", {"setup_intent": setup_intent}, follow=True
+    )
+
+    html = text(saved)
+    assert saved.redirect_chain == [(sme_invoices(billing), 302)]
+    assert "Card saved: Visa ending in 4242." in html
+    assert '<p id="saved-card"><strong>Visa ending in 4242, expires 12/2034</strong></p>' in html
+    assert 'id="remove-card"' in html and "Replace the card" in html
+    customer = stripe_keys.v1.customers.retrieve(billing.a.org.stripe_customer.stripe_id)
+    assert customer.invoice_settings.default_payment_method == method.id
+
+    removed = text(client.post(f"{sme_invoices(billing)}saved-card/remove/", follow=True))
+
+    assert "Card removed: it can no longer be charged." in removed
+    assert "No card saved." in removed and 'id="remove-card"' not in removed
+    customer = stripe_keys.v1.customers.retrieve(billing.a.org.stripe_customer.stripe_id)
+    assert not customer.invoice_settings.default_payment_method
+    assert list(
+        AuditEvent.objects.filter(action__startswith="card.")
+        .order_by("pk")
+        .values_list("action", flat=True)
+    ) == ["card.save", "card.remove"]
+
+
+def test_a_card_not_confirmed_or_not_a_setup_intent_is_not_saved_and_the_page_says_why(
+    client, billing, stripe_keys
+):
+    client.force_login(billing.a.org_admin)
+    html = text(client.post(f"{sme_invoices(billing)}saved-card/setup/", HTTP_HX_REQUEST="true"))
+    setup_intent = html.split('name="setup_intent" value="')[1].split('"')[0]
+    save = f"{sme_invoices(billing)}saved-card/"
+
+    early = text(client.post(save, {"setup_intent": setup_intent}, follow=True))
+    typed = text(client.post(save, {"setup_intent": "pm_123"}, follow=True))
+
+    assert "The card is not confirmed yet; finish the card form first." in early
+    assert "The card form did not finish: try again." in typed
+    assert "No card saved." in typed
+    assert not AuditEvent.objects.filter(action="card.save").exists()
+
+
+def test_when_stripe_does_not_answer_the_saved_card_panel_says_so_and_the_page_works(
+    client, issued, billing, stripe_unreachable
+):
+    StripeCustomer.objects.create(organization=billing.a.org, stripe_id="cus_unreachable")
+    client.force_login(billing.a.org_accountant)
+
+    page = client.get(sme_invoices(billing))
+    opened = client.post(f"{sme_invoices(billing)}saved-card/setup/", HTTP_HX_REQUEST="true")
+
+    assert page.status_code == 200 and f'<tr id="invoice-{issued.pk}">' in text(page)
+    assert "The card payment service did not answer as expected" in text(page)
+    assert opened.status_code == 200  # the panel, for htmx to swap
+    assert "The card payment service did not answer as expected" in text(opened)
+
+
+def test_only_the_smes_administrators_and_accountants_handle_its_saved_card(
+    client, billing, stripe_unreachable
+):
+    base = sme_invoices(billing)
+    for user in (
+        billing.a.org_member,  # sees the organization, does not pay for it
+        billing.b.org_accountant,
+        billing.b.org_admin,
+        billing.a.accountant,  # the platform's staff: not theirs to set up
+        billing.a.manager,
+    ):
+        client.force_login(user)
+        assert client.post(f"{base}saved-card/setup/").status_code == 404
+        assert client.post(f"{base}saved-card/", {"setup_intent": "seti_1"}).status_code == 404
+        assert client.post(f"{base}saved-card/remove/").status_code == 404
+    assert not StripeCustomer.objects.exists()
+
+
+def test_every_saved_card_button_needs_its_csrf_token(billing, stripe_unreachable):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(billing.a.org_accountant)
+    base = sme_invoices(billing)
+
+    assert client.post(f"{base}saved-card/setup/").status_code == 403
+    assert client.post(f"{base}saved-card/", {"setup_intent": "seti_1"}).status_code == 403
+    assert client.post(f"{base}saved-card/remove/").status_code == 403
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_an_smes_invoices_with_a_saved_card_cost_the_same_queries_for_1_or_10_invoices(
+    client, billing, stripe_keys, n, django_assert_max_num_queries
+):
+    for month in range(1, n + 1):
+        booking(billing.a, paris(5, 9, month=month), paris(5, 10, month=month))
+        run(billing, date(2026, month, 1))
+        draft = Invoice.objects.get(period_start=date(2026, month, 1))
+        services.issue_invoice(invoice=draft, by=billing.a.accountant)
+    card_saved_at_stripe(stripe_keys, billing.a.org)
+    client.force_login(billing.a.org_accountant)
+
+    with django_assert_max_num_queries(12):
+        response = client.get(sme_invoices(billing))
+
+    assert len(response.context["page"]) == n and response.context["saved_card"].last4 == "4242"
+
+
+def test_an_accountant_charges_the_saved_card_and_the_invoice_is_paid(
+    accountant, issued, billing, stripe_keys
+):
+    card_saved_at_stripe(stripe_keys, billing.a.org)
+    page = text(accountant.get(page_of(issued)))
+    assert "SME A saved a card: Visa ending in 4242, expires 12/2034." in page.replace(
+        billing.a.org.legal_name, "SME A"
+    )
+    assert "Charge €228.30 to the card" in page
+
+    charged = accountant.post(page_of(issued, "charge-saved-card"), follow=True)
+
+    html = text(charged)
+    assert charged.redirect_chain == [(page_of(issued), 302)]
+    assert "€228.30 charged to the saved card: the invoice is paid." in html
+    payment = Payment.objects.get(invoice=issued)
+    assert (payment.method, payment.amount) == (Payment.Method.CARD, Decimal("228.30"))
+    card = CardPayment.objects.get(invoice=issued)
+    assert (card.kind, card.status, card.requested_by) == (
+        "off_session",
+        "succeeded",
+        billing.a.accountant,
+    )
+    assert 'id="charge-card"' not in html  # nothing remains due
+    assert "Saved card charged by the platform · €228.30 · Succeeded" in html
+
+
+def test_a_declined_saved_card_is_said_and_the_failed_attempt_listed(
+    accountant, issued, billing, stripe_keys
+):
+    card_saved_at_stripe(stripe_keys, billing.a.org, "4000000000000341")
+
+    html = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+
+    failed = CardPayment.objects.get(invoice=issued)
+    assert failed.status == "failed"
+    assert f'<li class="error">{failed.failure_message}</li>' in html
+    attempt = f"Saved card charged by the platform · €228.30 · Failed: {failed.failure_message}"
+    assert attempt in html
+    assert not Payment.objects.exists()
+    assert 'id="charge-card"' in html  # still due: another try, or a bank transfer
+
+
+def test_no_saved_card_no_charge_button_and_a_forced_charge_says_why(
+    accountant, issued, billing, stripe_keys
+):
+    payments.ensure_customer(billing.a.org, stripe_keys)  # a customer, no card
+
+    page = text(accountant.get(page_of(issued)))
+    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+
+    assert 'id="charge-card"' not in page
+    assert "This organization has no saved card; ask it to pay online." in refused
+    assert not CardPayment.objects.exists()
+
+
+def test_a_paid_invoice_is_not_charged_again(accountant, issued, billing, stripe_keys):
+    card_saved_at_stripe(stripe_keys, billing.a.org)
+    services.record_payment(invoice=issued, by=billing.a.accountant)
+
+    page = text(accountant.get(page_of(issued)))
+    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+
+    assert 'id="charge-card"' not in page
+    assert "This invoice is already paid." in refused
+    assert not CardPayment.objects.exists()
+
+
+def test_without_stripe_no_charge_button_and_a_forced_charge_says_so(
+    accountant, issued, billing, settings
+):
+    settings.STRIPE_SECRET_KEY = ""
+
+    page = text(accountant.get(page_of(issued)))
+    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+
+    assert 'id="charge-card"' not in page
+    assert "Card payments are not set up on this fabpool; pay by bank transfer." in refused
+    assert not CardPayment.objects.exists()
+
+
+def test_managers_see_no_charge_button_and_are_refused(client, issued, billing, stripe_keys):
+    card_saved_at_stripe(stripe_keys, billing.a.org)
+    client.force_login(billing.a.manager)
+
+    page = text(client.get(page_of(issued)))
+    refused = text(client.post(page_of(issued, "charge-saved-card"), follow=True))
+
+    assert 'id="charge-card"' not in page and "saved a card" not in page
+    assert "Only this platform's staff (accountant) may do this." in refused
+    assert not CardPayment.objects.exists()
+
+
+def test_another_platforms_or_smes_people_get_404_on_charging_a_saved_card(
+    client, issued, billing, stripe_unreachable
+):
+    own_desk = f"/billing/platforms/{billing.b.platform.pk}/documents/{issued.pk}/"
+    for user in (
+        billing.b.accountant,
+        billing.a.operator,
+        billing.a.org_accountant,
+        billing.a.org_admin,
+    ):
+        client.force_login(user)
+        assert client.post(page_of(issued, "charge-saved-card")).status_code == 404
+        assert client.post(f"{own_desk}charge-saved-card/").status_code == 404
+    assert not CardPayment.objects.exists()
+
+
+def test_the_charge_button_needs_its_csrf_token(issued, billing, stripe_unreachable):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(billing.a.accountant)
+
+    assert client.post(page_of(issued, "charge-saved-card")).status_code == 403
+    assert not CardPayment.objects.exists()
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_an_invoice_with_a_saved_card_costs_the_same_queries_for_1_or_6_card_attempts(
+    accountant, issued, billing, stripe_keys, n, django_assert_max_num_queries
+):
+    for attempt in range(1, n + 1):
+        CardPayment.objects.create(
+            invoice=issued, attempt=attempt, amount=Decimal("228.30"), currency="EUR"
+        )
+    card_saved_at_stripe(stripe_keys, billing.a.org)
+
+    with django_assert_max_num_queries(15):
+        response = accountant.get(page_of(issued))
+
+    assert len(response.context["card_payments"]) == n
+    assert response.context["saved_card"].last4 == "4242"
