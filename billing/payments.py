@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import stripe
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -42,7 +43,7 @@ from billing.services import CAN_INVOICE, lock_payable
 from billing.stripe_api import from_minor, to_minor
 from core.audit import record
 from core.errors import Conflict, DomainError, Forbidden
-from core.models import Organization, User
+from core.models import AuditEvent, Organization, User
 from core.writes import save_new
 from equipment import permissions as perms
 
@@ -561,6 +562,16 @@ def _card_set_up(obj: dict, *, when: datetime) -> str:
     method_id = obj.get("payment_method")
     if customer is None or not isinstance(method_id, str) or not method_id:
         return "ignored: not a card set up for a fabpool organization"
+    # Stripe delivers late, and retries for days: a card removed after it was set
+    # up must stay removed, whenever the event about its set-up arrives.
+    removed_since = AuditEvent.objects.filter(
+        action="card.remove",
+        target_type=ContentType.objects.get_for_model(Organization),
+        target_id=str(customer.organization_id),
+        created_at__gte=when,
+    )
+    if removed_since.exists():
+        return "ignored: the organization removed its card since"
     card = _make_default(stripe_api.client(), customer, method_id)
     record(
         actor=None, action="card.save", target=customer.organization, changes={"last4": card.last4}

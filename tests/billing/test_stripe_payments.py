@@ -317,6 +317,33 @@ def test_a_removed_card_can_no_longer_be_charged(api, billed, stripe_on):
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "no_saved_card")
 
 
+def test_a_late_setup_intent_succeeded_webhook_does_not_bring_back_a_removed_card(
+    api, billed, stripe_on
+):
+    """Stripe delivers late and retries for days: a card removed after its set-up
+    stays removed when the event about that set-up arrives."""
+    api.as_user(billed.a.org_admin)
+    setup_intent = set_up_card(api, stripe_on, billed.a.org, "4242424242424242")
+    api.post(SAVED_CARDS, {"organization": billed.a.org.pk, "setup_intent": setup_intent})
+    intent = stripe_on.v1.setup_intents.retrieve(setup_intent).to_dict()
+    set_up_at = int(time.time())
+    assert api.delete(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code == 204
+
+    late = {
+        "id": "evt_seti_late",
+        "object": "event",
+        "type": "setup_intent.succeeded",
+        "created": set_up_at,
+        "data": {"object": intent},
+    }
+    assert post_event(api, late).status_code == 200
+
+    assert StripeEvent.objects.get(stripe_id="evt_seti_late").outcome == (
+        "ignored: the organization removed its card since"
+    )
+    assert api.get(f"{SAVED_CARDS}{billed.a.org.pk}/").status_code == 404
+
+
 def test_the_setup_intent_succeeded_webhook_saves_the_card_if_the_browser_did_not(
     api, billed, stripe_on
 ):
