@@ -871,7 +871,7 @@ def test_an_smes_accountant_saves_a_card_with_stripe_js_then_removes_it(
     client.force_login(billing.a.org_accountant)
     before = text(client.get(sme_invoices(billing)))
     assert "No card saved." in before and 'id="save-card"' in before
-    assert "billing-saved-card.js" in before
+    assert "billing-card.js" in before
 
     opened = client.post(f"{sme_invoices(billing)}saved-card/setup/", HTTP_HX_REQUEST="true")
 
