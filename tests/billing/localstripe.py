@@ -9,11 +9,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 
 SECRET_KEY = "sk_test_fabpool"
 WEBHOOK_SECRET = "whsec_fabpool_tests"
+# localstripe posts an event a second after it happens, to the URL registered by
+# then: a test's last events would land in the next test (on an invoice of the same id).
+DELIVERY_DELAY = 1.2
+NOWHERE = "http://127.0.0.1:9/"
 
 SERVER = """
 import sys
@@ -61,6 +66,17 @@ class LocalStripe:
         self.post(
             "/_config/webhooks/fabpool", {"url": url, "secret": WEBHOOK_SECRET, "events": events}
         )
+
+    @contextmanager
+    def webhooks_to(self, url: str, events: list[str]):
+        """Events delivered to `url` during the block; those still on their way at
+        its end go nowhere, before anything else listens."""
+        self.deliver_webhooks_to(url, events)
+        try:
+            yield
+        finally:
+            self.deliver_webhooks_to(NOWHERE, events)
+            time.sleep(DELIVERY_DELAY)
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,8 @@ def stripe_on(emptied_after, settings, localstripe, live_server):  # noqa: F811
     settings.STRIPE_SECRET_KEY = SECRET_KEY
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.STRIPE_API_BASE = localstripe.base
-    localstripe.deliver_webhooks_to(f"{live_server.url}{WEBHOOK}", EVENTS)
-    return stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe.base})
+    with localstripe.webhooks_to(f"{live_server.url}{WEBHOOK}", EVENTS):
+        yield stripe.StripeClient(SECRET_KEY, base_addresses={"api": localstripe.base})
 
 
 @pytest.fixture
