@@ -4,7 +4,10 @@ booking could take.
 Everything is computed in Python on intervals loaded at once: a window of one
 machine, or of all the machines of a type on a platform, costs a fixed number of
 queries (opening hours, closures, maintenance windows, bookings), however many
-bookings or machines there are. All instants are aware, in UTC.
+bookings or machines there are. On PostgreSQL, the search and free_intervals()
+let the database merge the busy periods and answer only the gaps between them
+(_GAPS_SQL); SQLite sends the periods and Python merges them. All instants are
+aware, in UTC.
 
 What "free" means, and the buffer
 ---------------------------------
