@@ -134,15 +134,18 @@ def revenue_by(*, machines, organizations, periods, group_by) -> dict[tuple, Dec
         default=F("amount"),
         output_field=AMOUNT,
     )
-    period = Case(
-        *(
-            When(service_date__gte=first, service_date__lt=following, then=Value(index))
-            for index, (first, following) in enumerate(periods)
-        ),
-        output_field=IntegerField(),
-    )
+    if by_period:
+        lines = lines.annotate(
+            period=Case(
+                *(
+                    When(service_date__gte=first, service_date__lt=following, then=Value(index))
+                    for index, (first, following) in enumerate(periods)
+                ),
+                output_field=IntegerField(),
+            )
+        )
     keys = ([_REVENUE_GROUPS[entity]] if entity else []) + (["period"] if by_period else [])
     if not keys:
         return {(): lines.aggregate(total=Coalesce(Sum(signed), ZERO))["total"]}
-    rows = lines.annotate(period=period).values(*keys).annotate(total=Sum(signed)).order_by()
+    rows = lines.values(*keys).annotate(total=Sum(signed)).order_by()
     return {tuple(row[key] for key in keys): row["total"] for row in rows}

@@ -268,6 +268,11 @@ def _held(
     return held
 
 
+def _merged_by_machine(held: dict[int, list[tuple]]) -> dict[int, list[Interval]]:
+    """What _held() answers, as each machine's merged busy periods."""
+    return {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
+
+
 # Gaps between a machine's busy periods, found by PostgreSQL: a search needs only
 # those long enough for a slot and its buffer, a few per machine and day, rather
 # than every booking of 200 machines (bench/booking.py: a third of the rows). The
@@ -279,7 +284,8 @@ WITH busy AS (
       AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
     UNION ALL
     SELECT machine_id, start, "end" FROM equipment_maintenancewindow
-    WHERE machine_id = ANY(%(machines)s) AND start < %(end)s AND "end" > %(start)s
+    WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[]))
+      AND start < %(end)s AND "end" > %(start)s
 ), after_earlier AS (
     SELECT machine_id, start, max("end") OVER (
         PARTITION BY machine_id ORDER BY start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
@@ -300,8 +306,7 @@ def _busy_with_short_gaps_filled(
     shorter than `need` counts as busy too (no slot fits it): the same slots as
     from every busy period. One query."""
     if connection.vendor != "postgresql":
-        held = _held(machines, start, end, None)
-        return {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
+        return _merged_by_machine(_held(machines, start, end, None))
     with connection.cursor() as cursor:
         cursor.execute(
             _GAPS_SQL,
@@ -365,8 +370,7 @@ class _Machinery:
         """Busy periods meeting [start, end), and the calendars around those days
         (three queries); `ignoring`: a booking being moved, which is not in its own way."""
         held = _held(machines, start, end, ignoring)
-        busy = {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
-        return cls(_calendars(machines, start, end), busy, held)
+        return cls(_calendars(machines, start, end), _merged_by_machine(held), held)
 
     def clash(self, machine: Machine, start: datetime, held_until: datetime) -> Interval | None:
         """The first busy period of `machine` meeting [start, held_until), if any."""
