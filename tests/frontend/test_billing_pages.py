@@ -1041,13 +1041,18 @@ def test_a_declined_saved_card_is_said_and_the_failed_attempt_listed(
     assert 'id="charge-card"' in html  # still due: another try, or a bank transfer
 
 
+def page_and_forced_charge(client, invoice) -> tuple[str, str]:
+    """The invoice's page, then what a charge posted anyway answers."""
+    page = text(client.get(page_of(invoice)))
+    return page, text(client.post(page_of(invoice, "charge-saved-card"), follow=True))
+
+
 def test_no_saved_card_no_charge_button_and_a_forced_charge_says_why(
     accountant, issued, billing, stripe_keys
 ):
     payments.ensure_customer(billing.a.org, stripe_keys)  # a customer, no card
 
-    page = text(accountant.get(page_of(issued)))
-    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+    page, refused = page_and_forced_charge(accountant, issued)
 
     assert 'id="charge-card"' not in page
     assert "This organization has no saved card; ask it to pay online." in refused
@@ -1058,8 +1063,7 @@ def test_a_paid_invoice_is_not_charged_again(accountant, issued, billing, stripe
     card_saved_at_stripe(stripe_keys, billing.a.org)
     services.record_payment(invoice=issued, by=billing.a.accountant)
 
-    page = text(accountant.get(page_of(issued)))
-    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+    page, refused = page_and_forced_charge(accountant, issued)
 
     assert 'id="charge-card"' not in page
     assert "This invoice is already paid." in refused
@@ -1071,8 +1075,7 @@ def test_without_stripe_no_charge_button_and_a_forced_charge_says_so(
 ):
     settings.STRIPE_SECRET_KEY = ""
 
-    page = text(accountant.get(page_of(issued)))
-    refused = text(accountant.post(page_of(issued, "charge-saved-card"), follow=True))
+    page, refused = page_and_forced_charge(accountant, issued)
 
     assert 'id="charge-card"' not in page
     assert "Card payments are not set up on this fabpool; pay by bank transfer." in refused
@@ -1083,8 +1086,7 @@ def test_managers_see_no_charge_button_and_are_refused(client, issued, billing, 
     card_saved_at_stripe(stripe_keys, billing.a.org)
     client.force_login(billing.a.manager)
 
-    page = text(client.get(page_of(issued)))
-    refused = text(client.post(page_of(issued, "charge-saved-card"), follow=True))
+    page, refused = page_and_forced_charge(client, issued)
 
     assert 'id="charge-card"' not in page and "saved a card" not in page
     assert "Only this platform's staff (accountant) may do this." in refused
