@@ -503,10 +503,12 @@ def sme_invoices(request, pk):
 
 def _sme_invoices_page(request, organization, *, setup=None, setup_form=None, status=200):
     """The organization's documents and, where Stripe is configured, its saved card
-    (asked of Stripe), or the card form of a SetupIntent just opened (`setup`)."""
+    (asked of Stripe), or the card form of a SetupIntent just opened (`setup`), or
+    why one could not be opened (`setup_form`'s errors: Stripe is not asked again)."""
     card_enabled = stripe_api.browser_payments_enabled()
     card, card_unknown = None, None
-    if card_enabled and setup is None:
+    setup_failed = setup_form is not None and bool(setup_form.errors)
+    if card_enabled and setup is None and not setup_failed:
         try:
             card = payments.saved_card(organization=organization, by=request.user)
         except DomainError as error:
@@ -517,6 +519,7 @@ def _sme_invoices_page(request, organization, *, setup=None, setup_form=None, st
         "saved_card": card,
         "saved_card_unknown": card_unknown,
         "setup": setup,
+        "setup_failed": setup_failed,
         "setup_form": setup_form or Form(),
         "stripe_js_url": settings.STRIPE_JS_URL,
         "stripe_key": settings.STRIPE_PUBLISHABLE_KEY,
