@@ -269,6 +269,16 @@ class SavedCard:
     exp_month: int
     exp_year: int
 
+    @property
+    def label(self) -> str:
+        """How the pages name it: "Visa ending in 4242, expires 12/2034"."""
+        return _("%(brand)s ending in %(last4)s, expires %(month)s/%(year)s") % {
+            "brand": self.brand.capitalize(),
+            "last4": self.last4,
+            "month": f"{self.exp_month:02d}",
+            "year": self.exp_year,
+        }
+
 
 def _card_of(method) -> SavedCard:
     card = method.card
