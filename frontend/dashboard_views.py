@@ -248,6 +248,11 @@ def _period_label(iso: str, unit: str) -> str:
     return date_format(day, _("D j M"))
 
 
+def _one_decimal(value: float, comma: str) -> str:
+    """A figure as the tables show it: one decimal, the locale's separator."""
+    return f"{value:.1f}".replace(".", comma)
+
+
 def _table_body(rows: list[dict], entity: str, unit: str) -> str:
     """The table's <tr>s, built here with the locale's decimal separator looked up
     once: a few hundred rows through the template language, or through
@@ -256,7 +261,7 @@ def _table_body(rows: list[dict], entity: str, unit: str) -> str:
     periods = {}
 
     def number(value, suffix="") -> str:
-        return "—" if value is None else f"{value:.1f}".replace(".", comma) + suffix
+        return "—" if value is None else _one_decimal(value, comma) + suffix
 
     lines = []
     for row in rows:
@@ -420,9 +425,6 @@ def _heatmap(heatmap) -> dict | None:
         return None
     comma = get_format("DECIMAL_SEPARATOR")
 
-    def hours(value: float) -> str:
-        return f"{value:.1f}".replace(".", comma)
-
     detail = _("%(booked)s h booked of %(available)s h")
     rows = []
     for hour in range(min(busy), max(busy) + 1):
@@ -437,8 +439,8 @@ def _heatmap(heatmap) -> dict | None:
                     "text": "—" if percent is None else f"{percent}\u00a0%",
                     "detail": detail
                     % {
-                        "booked": hours(cell["booked_hours"]),
-                        "available": hours(cell["available_hours"]),
+                        "booked": _one_decimal(cell["booked_hours"], comma),
+                        "available": _one_decimal(cell["available_hours"], comma),
                     },
                 }
             )

@@ -359,7 +359,8 @@ def test_the_utilisation_dashboard_draws_its_charts(demo, english, screenshot):
     heatmap = page.locator("table.heatmap")
     expect(heatmap.locator("caption")).to_contain_text("Europe/Paris")
     expect(heatmap.locator("th[scope=row]").first).to_have_text(re.compile(r"^\d\d:00$"))
-    expect(heatmap.locator("td").first).to_have_text(re.compile(r"^(\d+\u00a0%|—)"))
+    # The demo's bookings: some open hours of the week were booked.
+    assert heatmap.locator("td").filter(has_text=re.compile(r"^[1-9]\d*\u00a0%")).count() > 0
     screenshot(page, "en-dashboard")
     assert not problems
 

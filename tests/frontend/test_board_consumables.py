@@ -184,10 +184,12 @@ def test_a_wrong_entry_is_removed(client, lab, session, filament):
         use = ConsumableUse.objects.get()
 
         response = client.post(remove_url(lab, use))
+        page = client.get(response["Location"])
 
     assert response.status_code == 302
     assert response["Location"] == f"{board(lab)}#booking-{session.pk}"
     assert not ConsumableUse.objects.exists()
+    assert [str(m) for m in page.context["messages"]][-1] == "Removed: PLA filament, 250 g."
 
 
 def test_other_platforms_sme_people_and_accountants_get_404(client, lab, session, filament):
