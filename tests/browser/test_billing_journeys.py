@@ -5,6 +5,7 @@ and in French; an SME's accountant finds the invoice, its PDF and how to pay it
 (bank transfer without Stripe; with localstripe's fake Stripe.js, by card), or
 saves a card that the platform's accountant then charges."""
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -112,6 +113,8 @@ def test_an_sme_accountant_finds_an_invoice_and_how_to_pay_it_on_a_phone(
     settings.STRIPE_SECRET_KEY = ""  # no card payments: bank transfer only
     log_in(phone, demo.url, SME_ACCOUNTANT)
     phone.locator("nav.nav a[href='/invoices/']").click()
+    # The page it leads to, not the one left (its width was measured at times).
+    phone.wait_for_url(re.compile(r"/organizations/\d+/invoices/$"))
     rows = phone.locator("main table tbody tr")
     expect(rows).to_have_count(2)  # one from each platform, issued by the demo
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
