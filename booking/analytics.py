@@ -550,9 +550,13 @@ def _summed(sql: str, params: list, group: list[str]) -> dict[tuple, dict]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
-            sums = found.setdefault(tuple(row[:width]), dict.fromkeys(BOOKING_SUMS, 0.0))
-            for name, value in zip(BOOKING_SUMS, row[width:], strict=True):
-                sums[name] += float(value or 0)
+            key, figures = tuple(row[:width]), [float(value or 0) for value in row[width:]]
+            if key not in found:  # the usual case: one row a key
+                found[key] = dict(zip(BOOKING_SUMS, figures, strict=True))
+                continue
+            sums = found[key]
+            for name, value in zip(BOOKING_SUMS, figures, strict=True):
+                sums[name] += value
     return found
 
 
@@ -752,30 +756,34 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600, 2)
 
 
+CENT = Decimal("0.01")
+
+
 def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -> dict:
     """The published metrics of one row, from its additive figures and its lead
-    time's quantiles in seconds (LEAD_QUANTILES; none without bookings)."""
+    time's quantiles in seconds (LEAD_QUANTILES; none without bookings).
+    Written out flat: a year's table has thousands of rows (bench/utilisation.py)."""
     p50, p90 = lead_quantiles or (None, None)
+    available, booked, used = sums["available_s"], sums["booked_s"], sums["used_s"]
+    bookings, cancellations = sums["bookings"], sums["cancellations"]
+    outcomes, no_shows, late = sums["outcomes"], sums["no_shows"], sums["late_cancellations"]
+    asked = bookings + cancellations
     return {
-        "available_hours": _hours(sums["available_s"]),
-        "booked_hours": _hours(sums["booked_s"]),
-        "used_hours": _hours(sums["used_s"]),
-        "utilisation_booked": _ratio(sums["booked_s"], sums["available_s"]),
-        "utilisation_used": _ratio(sums["used_s"], sums["available_s"]),
-        "share_of_booked_hours": _ratio(sums["booked_s"], period_booked_s),
-        "bookings": int(sums["bookings"]),
-        "no_shows": int(sums["no_shows"]),
-        "no_show_rate": _ratio(sums["no_shows"], sums["outcomes"]),
-        "cancellations": int(sums["cancellations"]),
-        "late_cancellations": int(sums["late_cancellations"]),
-        "late_cancellation_rate": _ratio(
-            sums["late_cancellations"], sums["bookings"] + sums["cancellations"]
-        ),
-        "lead_time_avg_hours": (
-            _hours(sums["lead_s"] / sums["bookings"]) if sums["bookings"] else None
-        ),
-        "lead_time_p50_hours": None if p50 is None else _hours(p50),
-        "lead_time_p90_hours": None if p90 is None else _hours(p90),
+        "available_hours": round(available / 3600, 2),
+        "booked_hours": round(booked / 3600, 2),
+        "used_hours": round(used / 3600, 2),
+        "utilisation_booked": round(booked / available, 4) if available else None,
+        "utilisation_used": round(used / available, 4) if available else None,
+        "share_of_booked_hours": round(booked / period_booked_s, 4) if period_booked_s else None,
+        "bookings": int(bookings),
+        "no_shows": int(no_shows),
+        "no_show_rate": round(no_shows / outcomes, 4) if outcomes else None,
+        "cancellations": int(cancellations),
+        "late_cancellations": int(late),
+        "late_cancellation_rate": round(late / asked, 4) if asked else None,
+        "lead_time_avg_hours": round(sums["lead_s"] / bookings / 3600, 2) if bookings else None,
+        "lead_time_p50_hours": None if p50 is None else round(p50 / 3600, 2),
+        "lead_time_p90_hours": None if p90 is None else round(p90 / 3600, 2),
         "lead_time_under_1d": int(sums["lead_0"]),
         "lead_time_1d_to_7d": int(sums["lead_1"]),
         "lead_time_7d_to_30d": int(sums["lead_2"]),
@@ -783,9 +791,9 @@ def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -
         "refused_conflicts": int(sums["refused_conflicts"]),
         "refused_rules": int(sums["refused_rules"]),
         "rejected_by_manager": int(sums["rejected_by_manager"]),
-        "refused_hours": _hours(sums["refused_s"]),
+        "refused_hours": round(sums["refused_s"] / 3600, 2),
         # Money as text with its cents, in JSON as in CSV (never a binary float).
-        "revenue": None if revenue is None else str(revenue.quantize(Decimal("0.01"))),
+        "revenue": None if revenue is None else str(revenue.quantize(CENT)),
     }
 
 
@@ -886,47 +894,42 @@ def _assemble(
     ]
 
     nothing = dict.fromkeys(ADDITIVE, 0.0)
+    capacity_of_entity = entity != "organization"  # organizations share the capacity
 
     def figures(value, idx) -> dict:
         key = (value, idx) if entity else (idx,)
         # Bookings and refusals sum different figures: the one completes the other.
         sums = {**nothing, **booking_sums.get(key, {}), **refusal_sums.get(key, {})}
-        capacity_key = None if entity == "organization" else value
-        sums["available_s"] = available.get((capacity_key, idx), 0.0)
+        sums["available_s"] = available.get((value if capacity_of_entity else None, idx), 0.0)
         return sums
 
-    keyed = {
-        (value, idx): figures(value, idx) for idx in range(len(scope.periods)) for value in values
-    }
+    # By period, then by entity: what a chart over time reads.
+    cells = [(value, idx) for idx in range(len(scope.periods)) for value in values]
+    keyed = {cell: figures(*cell) for cell in cells}
     booked_by_period = defaultdict(float)
     for (_value, idx), sums in keyed.items():
         booked_by_period[idx] += sums["booked_s"]
+    bounds = [(first.isoformat(), following.isoformat()) for first, following in scope.periods]
+    no_revenue = None if revenue is None else Decimal(0)
     rows = []
-    for value in values:
-        for idx, (first, following) in enumerate(scope.periods):
-            sums = keyed[(value, idx)]
-            row = {}
-            if entity:
-                row[entity] = value
-                row[f"{entity}_name"] = names[value]
-            if scope.unit:
-                row["period_start"] = first.isoformat()
-                row["period_end"] = following.isoformat()
+    for value, idx in cells:
+        row = {}
+        if entity:
+            row[entity] = value
+            row[f"{entity}_name"] = names[value]
+        if scope.unit:
+            row["period_start"], row["period_end"] = bounds[idx]
+        money = None
+        if revenue is not None:  # keyed by the groupings asked for
             key = (*([value] if entity else []), *([idx] if scope.unit else []))
-            money = revenue.get(key, Decimal(0)) if revenue is not None else None
-            quantiles = lead_quantiles.get((value, idx) if entity else (idx,))
-            row.update(_metrics(sums, booked_by_period[idx], money, quantiles))
-            rows.append(row)
-    if scope.unit and entity:  # by period, then by entity: what a chart over time reads
-        order = {value: n for n, value in enumerate(values)}
-        rows.sort(key=lambda r: (r["period_start"], order[r[entity]]))
+            money = revenue.get(key, no_revenue)
+        quantiles = lead_quantiles.get((value, idx) if entity else (idx,))
+        row.update(_metrics(keyed[(value, idx)], booked_by_period[idx], money, quantiles))
+        rows.append(row)
 
-    total = dict.fromkeys(ADDITIVE, 0.0)
-    for sums in keyed.values():
-        for name in ADDITIVE:
-            if name != "available_s":
-                total[name] += sums[name]
-    total["available_s"] = sum(available.values())
+    everything = list(keyed.values())
+    total = {name: sum(sums[name] for sums in everything) for name in ADDITIVE}
+    total["available_s"] = sum(available.values())  # organizations' rows share it
     total_revenue = sum(revenue.values(), Decimal(0)) if revenue is not None else None
     totals = _metrics(total, total["booked_s"], total_revenue, lead_quantiles.get(TOTAL))
     return Table(list(scope.entities) + ([scope.unit] if scope.unit else []), columns, rows, totals)
