@@ -6,7 +6,7 @@ and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
 query for bookings, one for their lead-time percentiles and one for refused
 requests, whatever the number of machines or bookings; available hours come
-from opening hours, closures and maintenance windows, loaded with three queries
+from opening hours, closures and maintenance windows, loaded with two queries
 and combined per machine and period in Python.
 
 Metrics (hours are elapsed time, so a DST day has 23 or 25 hours):
@@ -196,7 +196,7 @@ class _Capacity:
 
     @classmethod
     def load(cls, platforms, machine_ids: QuerySet, periods, utc_by_tz) -> "_Capacity":
-        """Three queries: opening hours, closures, maintenance windows."""
+        """Two queries: opening hours with closures, maintenance windows."""
         calendars = platform_calendars(platforms, periods[0][0], periods[-1][1])
         opened = {
             platform.pk: [
@@ -812,7 +812,7 @@ def utilisation(
     grouped by at most one entity of ENTITY_GROUPS and one unit of TIME_GROUPS.
     `organizations`: count only these organizations' bookings and requests.
 
-    Queries: machines, machine types or platforms' names, opening hours, closures,
+    Queries: machines, machine types or platforms' names, opening hours with closures,
     maintenance, bookings, lead times, refused requests, revenue (and organizations' names):
     the same number whatever the number of machines or bookings."""
     now = now or timezone.now()
@@ -1081,7 +1081,7 @@ def peak_hours(
     available_hours) and occupancy = booked / available (null without available
     hours). `organizations`: count only these organizations' bookings.
 
-    Queries: machines, opening hours, closures, maintenance, bookings: the same
+    Queries: machines, opening hours with closures, maintenance, bookings: the same
     number whatever the number of machines or bookings."""
     scope = _Scope([platform], machines, organizations, [], None, [(start, end)])
     period = scope.utc_by_tz[platform.timezone][0]

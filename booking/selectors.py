@@ -38,7 +38,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Value
+from django.db.models import DateField, IntegerField, TimeField, Value
 from django.utils import timezone
 
 from booking.models import Booking
@@ -211,7 +211,7 @@ class _Calendar:
 
 
 def _calendars(machines: list[Machine], start: datetime, end: datetime) -> dict[int, _Calendar]:
-    """The calendars of the machines' platforms around [start, end): two queries."""
+    """The calendars of the machines' platforms around [start, end): one query."""
     platforms = {m.platform_id: m.platform for m in machines}
     # Local days are within a day of UTC ones, whatever the zone.
     return platform_calendars(
@@ -223,18 +223,40 @@ def platform_calendars(
     platforms: Iterable[Platform], first: date, last: date
 ) -> dict[int, _Calendar]:
     """Each platform's calendar (opening hours, closed days) from local day `first`
-    to `last` included: two queries, whatever the number of platforms."""
+    to `last` included: one query, whatever the number of platforms (opening hours
+    and closures side by side: a round trip is most of what a calendar costs)."""
     platforms = {platform.pk: platform for platform in platforms}
-    hours: dict[int, list] = defaultdict(list)
-    for row in OpeningHours.objects.filter(platform_id__in=platforms):
-        hours[row.platform_id].append(row)
-    closed: dict[int, set[date]] = defaultdict(set)
-    for closure in Closure.objects.filter(
+    no_day = Value(None, output_field=DateField())
+    no_time = Value(None, output_field=TimeField())
+    opening_hours = OpeningHours.objects.filter(platform_id__in=platforms).values_list(
+        "platform_id", "weekday", "opens_at", "closes_at", no_day, no_day
+    )
+    closures = Closure.objects.filter(
         platform_id__in=platforms, start_date__lte=last, end_date__gte=first
-    ):
-        day = max(closure.start_date, first)
-        while day <= min(closure.end_date, last):
-            closed[closure.platform_id].add(day)
+    ).values_list(
+        "platform_id",
+        Value(None, output_field=IntegerField()),
+        no_time,
+        no_time,
+        "start_date",
+        "end_date",
+    )
+    hours: dict[int, list[Span]] = defaultdict(list)
+    closed: dict[int, set[date]] = defaultdict(set)
+    for (
+        platform_id,
+        weekday,
+        opens_at,
+        closes_at,
+        closed_from,
+        closed_until,
+    ) in opening_hours.order_by().union(closures.order_by(), all=True):
+        if closed_from is None:
+            hours[platform_id].append(Span(weekday, opens_at, closes_at))
+            continue
+        day = max(closed_from, first)
+        while day <= min(closed_until, last):
+            closed[platform_id].add(day)
             day += timedelta(days=1)
     return {
         pk: _Calendar(platform.tzinfo, merged_spans(hours[pk]), closed[pk])
@@ -368,7 +390,7 @@ class _Machinery:
         ignoring: Booking | None = None,
     ) -> "_Machinery":
         """Busy periods meeting [start, end), and the calendars around those days
-        (three queries); `ignoring`: a booking being moved, which is not in its own way."""
+        (two queries); `ignoring`: a booking being moved, which is not in its own way."""
         held = _held(machines, start, end, ignoring)
         return cls(_calendars(machines, start, end), _merged_by_machine(held), held)
 
@@ -524,7 +546,7 @@ def search_slots(
 ) -> dict[int, list[Interval]]:
     """`earliest_slots()` of several machines (by id). Loads the busy periods of
     the machines still short of `limit` slots over a stretch of the window that
-    doubles each round (a day, two, four…): two queries for the calendars, then
+    doubles each round (a day, two, four…): one query for the calendars, then
     one a round (at most five rounds for a month), whatever the number of
     machines or bookings. Load the machines with their platform (select_related)."""
     start, end = _utc(start), _utc(end)

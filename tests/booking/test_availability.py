@@ -801,8 +801,8 @@ def test_search_slots_of_several_machines_cost_the_same_queries_as_one(printers,
     with CaptureQueriesContext(connection) as three:
         found = search_slots(machines=machines, duration=timedelta(hours=1), limit=3, **window)
 
-    # Opening hours, closures, and what holds the machines (one day: one round).
-    assert len(one) == len(three) == 3
+    # Opening hours with closures, and what holds the machines (one day: one round).
+    assert len(one) == len(three) == 2
     assert set(found) == {m.pk for m in machines}
 
 
@@ -827,7 +827,7 @@ def test_a_search_reads_a_stretch_of_the_window_at_a_time_doubling_it_each_round
         )
 
     assert found == {m.pk: [] for m in machines}
-    assert len(queries) == 2 + 5
+    assert len(queries) == 1 + 5
 
 
 # --- Suggestions in a 409 -------------------------------------------------------------------------
@@ -951,8 +951,8 @@ def test_suggestions_are_computed_once_when_read_after_the_transaction(printers,
     with CaptureQueriesContext(connection) as again:
         assert conflict.value.details["suggestions"] is suggestions
 
-    # Machines of the type, opening hours, closures, what holds the machines.
-    assert (len(first), len(again)) == (4, 0)
+    # Machines of the type, opening hours with closures, what holds the machines.
+    assert (len(first), len(again)) == (3, 0)
     assert suggestions["other_machines"][0]["name"] == "Printer b"
 
 
