@@ -11,15 +11,17 @@ each with tiered tariffs, setup fees, a funding programme on its label, no-shows
 late cancellations and 5 % of bookings with consumables. Then it prints, per
 platform (each from empty billing tables, after a CHECKPOINT, so that the second
 does not pay for the first one's rows), the time and query count of a first
-billing run (everything new) and of
-a second one (nothing changes), next to the time of reading the month's bookings
-in one raw SQL query. Targets: first run of "small" <= 30 s; large/small <= 2.2;
-queries independent of the bookings per organization.
+billing run (everything new), the median of --rounds (3) first runs alternated
+between the platforms, and of a second one (nothing changes), next to the time
+of reading the month's bookings in one raw SQL query. Targets: first run of
+"small" <= 30 s; large/small <= 2.2; queries independent of the bookings per
+organization.
 """
 
 import argparse
 import os
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -150,6 +152,28 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wal_and_checkpoints() -> tuple[str, int]:
+    """Where PostgreSQL's write-ahead log stands, and how many checkpoints it has
+    made: a run writing more WAL than about half of max_wal_size (1 GB by default)
+    forces a checkpoint while it runs, and pays for the pages written again."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_current_wal_lsn()::text, checkpoints_timed + checkpoints_req"
+            " FROM pg_stat_bgwriter"
+        )
+        return cursor.fetchone()
+
+
+def wal_megabytes_since(lsn: str) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [lsn])
+        return float(cursor.fetchone()[0]) / 1e6
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -194,7 +218,7 @@ class QueryCounter:
         return execute(sql, params, many, context)
 
 
-def measure(platform_id: int) -> dict:
+def measure(platform_id: int, *, second: bool) -> dict:
     from django.db import connection
 
     from billing.models import InvoiceLine
@@ -219,8 +243,9 @@ def measure(platform_id: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
-    for label in ("first", "second"):
+    for label in ("first", "second") if second else ("first",):
         counter = QueryCounter()
+        lsn, checkpoints = wal_and_checkpoints()
         t0, cpu0, db0 = time.perf_counter(), time.process_time(), backend_cpu(backend)
         with connection.execute_wrapper(counter):
             run = bill_period(platform=platform, month=MONTH)
@@ -228,9 +253,17 @@ def measure(platform_id: int) -> dict:
         figures[f"{label}_cpu"] = time.process_time() - cpu0
         figures[f"{label}_db_cpu"] = backend_cpu(backend) - db0
         figures[f"{label}_queries"] = counter.count
+        figures[f"{label}_wal_mb"] = wal_megabytes_since(lsn)
+        figures[f"{label}_checkpoints"] = wal_and_checkpoints()[1] - checkpoints
         figures[f"{label}_report"] = run.report
     figures["lines"] = InvoiceLine.objects.filter(invoice__platform=platform).count()
     return figures
+
+
+def medians(runs: list[dict]) -> dict:
+    """The median, over the rounds, of each first-run figure."""
+    keys = ["baseline_read_s", "first_s", "first_cpu", "first_db_cpu"]
+    return {key: statistics.median(run[key] for run in runs) for key in keys}
 
 
 def main() -> None:
@@ -243,6 +276,12 @@ def main() -> None:
     )
     parser.add_argument("--seed-only", action="store_true", help="seed, measure nothing")
     parser.add_argument("--only", choices=["small", "large"], help="measure one platform only")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="first runs of each platform, alternated; the medians are compared (default 3)",
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
@@ -281,15 +320,26 @@ def main() -> None:
         return
     if args.only:
         platforms = {args.only: platforms[args.only]}
-    results = {}
-    for name, pk in platforms.items():
-        # Each platform from the same state: billing tables empty, statistics fresh,
-        # no checkpoint due (else the second one pays for the rows of the first).
-        reset_billing(sizes)
-        with connection.cursor() as cursor:
-            cursor.execute("CHECKPOINT")
-        results[name] = measure(pk)
-        print(f"measured {name}; load average: {load()}", flush=True)
+    # The platforms' first runs alternate, round after round, and each figure is the
+    # median of its rounds: one run's time varies by 10 % or more on a shared machine,
+    # as much as the growth target leaves. The last round also times a second run.
+    samples: dict[str, list[dict]] = {name: [] for name in platforms}
+    for round_number in range(1, args.rounds + 1):
+        for name, pk in platforms.items():
+            # Each platform from the same state: billing tables empty, statistics fresh,
+            # no checkpoint due (else the second one pays for the rows of the first).
+            reset_billing(sizes)
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+            samples[name].append(measure(pk, second=round_number == args.rounds))
+            run = samples[name][-1]
+            print(
+                f"round {round_number}: {name} first run {run['first_s']:.2f} s,"
+                f" {run['first_wal_mb']:.0f} MB of WAL, {run['first_checkpoints']} checkpoint(s)"
+                f" during it; load average: {load()}",
+                flush=True,
+            )
+    results = {name: {**runs[-1], **medians(runs)} for name, runs in samples.items()}
     print()
     print(
         f"{'platform':10} {'bookings':>9} {'lines':>8} {'raw read':>9} "
@@ -304,7 +354,7 @@ def main() -> None:
     if len(results) < 2:
         return
     print()
-    print("CPU seconds (Python process + PostgreSQL backend), whatever the load:")
+    print("CPU seconds (Python process + PostgreSQL backend; first runs: medians):")
     for name, r in results.items():
         print(
             f"{name:10} 1st run {r['first_cpu']:.1f} + {r['first_db_cpu']:.1f} = "
@@ -315,6 +365,9 @@ def main() -> None:
     small, large = results["small"], results["large"]
     ratio = large["first_s"] / small["first_s"]
     print()
+    for name, runs in samples.items():
+        times = ", ".join(f"{run['first_s']:.2f}" for run in runs)
+        print(f"first runs, {name}: {times} s (median {results[name]['first_s']:.2f} s)")
     print(f"first run, small: {small['first_s']:.1f} s (target <= 30 s)")
     print(f"growth large/small: {ratio:.2f} (target <= 2.2)")
     print(
