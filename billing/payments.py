@@ -380,11 +380,14 @@ def _default_card(organization_id: int) -> SavedCard | None:
         return None
     api = stripe_api.client()
     try:
-        found = api.v1.customers.retrieve(customer.stripe_id).invoice_settings
-        method_id = getattr(found, "default_payment_method", None)
-        return _card_of(api.v1.payment_methods.retrieve(method_id)) if method_id else None
+        # One call: the customer with its default card expanded (a page shows it).
+        found = api.v1.customers.retrieve(
+            customer.stripe_id, params={"expand": ["invoice_settings.default_payment_method"]}
+        ).invoice_settings
     except stripe.StripeError as exc:
         raise _provider_error(exc) from exc
+    method = getattr(found, "default_payment_method", None)
+    return _card_of(method) if method else None
 
 
 @transaction.atomic
