@@ -139,7 +139,9 @@ def _board(request, platform: Platform, refused: tuple[Booking, ConsumableUseFor
     # Consumables: two queries for the whole board, and none when nobody checked in.
     checked_in = {b.pk: b for b in bookings if b.checked_in_at}
     consumables = []
-    if any(b.board["consumables"] for b in bookings):
+    if refused_form is not None:  # the refused form has just read them
+        consumables = list(refused_form.on_sale.values())
+    elif any(b.board["consumables"] for b in bookings):
         consumables = list(Consumable.objects.filter(platform=platform, is_active=True))
     if checked_in:
         for use in ConsumableUse.objects.filter(booking__in=list(checked_in)).select_related(

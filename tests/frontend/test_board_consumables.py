@@ -10,6 +10,8 @@ from html import unescape
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing.models import Consumable, ConsumableUse
 from booking import services
@@ -112,7 +114,7 @@ def test_a_quantity_that_is_not_positive_is_refused_next_to_the_field(
 ):
     client.force_login(lab.a.operator)
 
-    with travel(10):
+    with travel(10), CaptureQueriesContext(connection) as queries:
         response = client.post(record_url(lab, session), used(session, filament, quantity))
 
     assert response.status_code == 400
@@ -122,6 +124,9 @@ def test_a_quantity_that_is_not_positive_is_refused_next_to_the_field(
     assert "Give a positive quantity." in field
     assert f'<option value="{filament.pk}" selected>' in html
     assert not ConsumableUse.objects.exists()
+    # The consumables on sale are read once, for the form and the board it is shown on.
+    on_sale = 'FROM "billing_consumable" WHERE ("billing_consumable"."is_active"'
+    assert sum(on_sale in q["sql"] for q in queries.captured_queries) == 1
 
 
 def test_what_is_not_a_number_nor_on_sale_here_is_refused_next_to_its_field(
