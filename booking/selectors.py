@@ -4,10 +4,10 @@ booking could take.
 Everything is computed in Python on intervals loaded at once: a window of one
 machine, or of all the machines of a type on a platform, costs a fixed number of
 queries (opening hours, closures, maintenance windows, bookings), however many
-bookings or machines there are. On PostgreSQL, the search and free_intervals()
-let the database merge the busy periods and answer only the gaps between them
-(_GAPS_SQL); SQLite sends the periods and Python merges them. All instants are
-aware, in UTC.
+bookings or machines there are. On PostgreSQL, the search lets the database
+merge the busy periods and answer only the gaps long enough for a slot
+(_GAPS_SQL); elsewhere Python merges the periods, read in one query (_held). All
+instants are aware, in UTC.
 
 What "free" means, and the buffer
 ---------------------------------
@@ -264,12 +264,43 @@ def platform_calendars(
     }
 
 
+# _held() on PostgreSQL: the query Booking.objects.holding() and the maintenance
+# windows make, written out: building it and reading its rows through the ORM cost
+# more than running it, for a machine's busy month (bench/booking.py).
+_HELD_SQL = """
+SELECT machine_id, start, blocked_until, 'booking' FROM booking_booking
+WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[])) AND status = ANY(%(active)s)
+  AND id IS DISTINCT FROM %(ignoring)s
+  AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
+UNION ALL
+SELECT machine_id, start, "end", 'maintenance' FROM equipment_maintenancewindow
+WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[]))
+  AND start < %(end)s AND "end" > %(start)s
+"""
+
+
 def _held(
     machines: list[Machine], start: datetime, end: datetime, ignoring: Booking | None
 ) -> dict[int, list[tuple[datetime, datetime, str]]]:
     """What holds the machines during [start, end), by machine: active bookings
     until their `blocked_until`, and maintenance windows. One query."""
     machine_ids = [m.pk for m in machines]
+    held: dict[int, list] = {pk: [] for pk in machine_ids}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _HELD_SQL,
+                {
+                    "machines": machine_ids,
+                    "active": list(Booking.ACTIVE_STATUSES),
+                    "ignoring": ignoring.pk if ignoring is not None else None,
+                    "start": start,
+                    "end": end,
+                },
+            )
+            for machine_id, s, e, kind in cursor.fetchall():
+                held[machine_id].append((s, e, kind))
+        return held
     bookings = Booking.objects.holding(machine_ids, start, end)
     if ignoring is not None:
         bookings = bookings.exclude(pk=ignoring.pk)
@@ -284,7 +315,6 @@ def _held(
             all=True,
         )
     )
-    held: dict[int, list] = {pk: [] for pk in machine_ids}
     for machine_id, s, e, kind in rows:
         held[machine_id].append((s, e, kind))
     return held
@@ -524,9 +554,8 @@ def free_intervals(*, machine: Machine, start: datetime, end: datetime) -> list[
     if end <= start or not machine.is_active:
         return []
     calendar = _calendars([machine], start, end)[machine.platform_id]
-    # Every gap counts, however short: merged busy periods, from PostgreSQL.
-    busy = _busy_with_short_gaps_filled([machine], start, end, need=timedelta(microseconds=1))
-    return _subtract(calendar.open_intervals(start, end), busy[machine.pk])
+    busy = _merged((s, e) for s, e, _kind in _held([machine], start, end, None)[machine.pk])
+    return _subtract(calendar.open_intervals(start, end), busy)
 
 
 # search_slots() reads the window a stretch at a time, from its start: the
