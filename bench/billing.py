@@ -155,14 +155,17 @@ def backend_cpu(pid: int) -> float:
 def wal_and_checkpoints() -> tuple[str, int]:
     """Where PostgreSQL's write-ahead log stands, and how many checkpoints it has
     made: a run writing more WAL than about half of max_wal_size (1 GB by default)
-    forces a checkpoint while it runs, and pays for the pages written again."""
+    forces a checkpoint while it runs, and pays for the pages written again. Both
+    are the whole server's: only meaningful on a server nothing else writes to."""
     from django.db import connection
 
+    counters = (
+        "num_timed + num_requested FROM pg_stat_checkpointer"  # PostgreSQL 17 on
+        if connection.pg_version >= 170000
+        else "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_current_wal_lsn()::text, checkpoints_timed + checkpoints_req"
-            " FROM pg_stat_bgwriter"
-        )
+        cursor.execute(f"SELECT pg_current_wal_lsn()::text, {counters}")
         return cursor.fetchone()
 
 
@@ -261,9 +264,12 @@ def measure(platform_id: int, *, second: bool) -> dict:
 
 
 def medians(runs: list[dict]) -> dict:
-    """The median, over the rounds, of each first-run figure."""
+    """The median, over the rounds, of each first-run figure (CPU: of each round's
+    Python + PostgreSQL total, as well as of each part)."""
     keys = ["baseline_read_s", "first_s", "first_cpu", "first_db_cpu"]
-    return {key: statistics.median(run[key] for run in runs) for key in keys}
+    found = {key: statistics.median(run[key] for run in runs) for key in keys}
+    found["first_total_cpu"] = statistics.median(r["first_cpu"] + r["first_db_cpu"] for r in runs)
+    return found
 
 
 def main() -> None:
@@ -283,6 +289,8 @@ def main() -> None:
         help="first runs of each platform, alternated; the medians are compared (default 3)",
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database on 127.0.0.1.")
@@ -325,7 +333,9 @@ def main() -> None:
     # as much as the growth target leaves. The last round also times a second run.
     samples: dict[str, list[dict]] = {name: [] for name in platforms}
     for round_number in range(1, args.rounds + 1):
-        for name, pk in platforms.items():
+        # Small first, then large first, and so on: neither always runs second.
+        order = list(platforms.items())
+        for name, pk in order if round_number % 2 else order[::-1]:
             # Each platform from the same state: billing tables empty, statistics fresh,
             # no checkpoint due (else the second one pays for the rows of the first).
             reset_billing(sizes)
@@ -341,6 +351,7 @@ def main() -> None:
             )
     results = {name: {**runs[-1], **medians(runs)} for name, runs in samples.items()}
     print()
+    print(f"Times and CPU of first runs: medians of {args.rounds} round(s); the rest: the last.")
     print(
         f"{'platform':10} {'bookings':>9} {'lines':>8} {'raw read':>9} "
         f"{'1st run':>8} {'queries':>8} {'2nd run':>8} {'queries':>8}"
@@ -374,7 +385,7 @@ def main() -> None:
         f"second run changed nothing: {small['second_report']['usage_created']} new, "
         f"{small['second_report']['usage_updated']} updated usage records"
     )
-    cpu = {n: r["first_cpu"] + r["first_db_cpu"] for n, r in results.items()}
+    cpu = {n: r["first_total_cpu"] for n, r in results.items()}
     print(f"growth large/small in CPU seconds: {cpu['large'] / cpu['small']:.2f}")
     print(
         "queries (COPY statements, one per table written, not counted): a fixed number "

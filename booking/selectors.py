@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.db.models import Value
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_time
 
 from booking.models import Booking
 from booking.rules import (
@@ -236,11 +237,11 @@ def _adapt_date(day: date):
 
 
 def _as_time(value) -> time:
-    return time.fromisoformat(value) if isinstance(value, str) else value  # SQLite: text
+    return parse_time(value) if isinstance(value, str) else value  # SQLite: text, at times
 
 
 def _as_date(value) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
+    return parse_date(value) if isinstance(value, str) else value
 
 
 def platform_calendars(
