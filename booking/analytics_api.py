@@ -25,6 +25,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from booking import analytics
+from core.api.fields import BoundedDateField
 from core.api.filters import MAX_ID
 from equipment.models import Label, Machine, Platform
 
@@ -85,8 +86,8 @@ class UtilisationQuerySerializer(serializers.Serializer):
     MAX_DAYS = 366
     GROUPS = analytics.GROUPS
 
-    start = serializers.DateField(help_text="First local day of the period (platform's zone).")
-    end = serializers.DateField(help_text="Day after the period's last one (excluded).")
+    start = BoundedDateField(help_text="First local day of the period (platform's zone).")
+    end = BoundedDateField(help_text="Day after the period's last one (excluded).")
     group_by = serializers.CharField(
         required=False,
         default="",

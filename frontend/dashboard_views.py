@@ -23,7 +23,7 @@ from booking import analytics
 from core.errors import Forbidden
 from core.models import Organization
 from equipment.models import Machine, MachineType, Platform
-from frontend.forms import DateInput
+from frontend.forms import DayField
 
 # A chart over time draws this many machines at most (those with the most booked
 # hours), and this many organizations: more lines or bars cannot be read.
@@ -33,8 +33,8 @@ MAX_DAYS = 366
 
 
 class DashboardForm(forms.Form):
-    first_day = forms.DateField(label=gettext_lazy("From"), widget=DateInput())
-    last_day = forms.DateField(label=gettext_lazy("Until"), widget=DateInput())
+    first_day = DayField(label=gettext_lazy("From"))
+    last_day = DayField(label=gettext_lazy("Until"))
     unit = forms.ChoiceField(
         label=gettext_lazy("Per"),
         choices=[

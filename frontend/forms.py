@@ -42,6 +42,22 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
+class DayField(forms.DateField):
+    """A day between 1970 and 2999, as the API takes them (core/api/fields.py): the
+    calendar's first and last days are no instant in every time zone."""
+
+    default_error_messages = {"out_of_range": _("Give a date between 1970 and 2999.")}
+
+    def __init__(self, **kwargs):
+        super().__init__(widget=DateInput(), **kwargs)
+
+    def to_python(self, value):
+        day = super().to_python(value)
+        if day is not None and not date(1970, 1, 1) <= day < date(3000, 1, 1):
+            raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range")
+        return day
+
+
 class TimeInput(forms.TimeInput):
     input_type = "time"
 
@@ -52,12 +68,11 @@ class TimeInput(forms.TimeInput):
 class PeriodForm(forms.Form):
     """A period in a platform's local time: start date and time, end date and time."""
 
-    start_date = forms.DateField(label=_("Start date"), widget=DateInput())
+    start_date = DayField(label=_("Start date"))
     start_time = forms.TimeField(label=_("Start time"), widget=TimeInput(attrs={"step": 60}))
-    end_date = forms.DateField(
+    end_date = DayField(
         label=_("End date"),
         required=False,
-        widget=DateInput(),
         help_text=_("Leave empty for the same day."),
     )
     end_time = forms.TimeField(label=_("End time"), widget=TimeInput(attrs={"step": 60}))
@@ -190,8 +205,8 @@ class FindForm(forms.Form):
     platform = forms.ModelChoiceField(
         label=_("Where"), queryset=Platform.objects.none(), required=False, empty_label=_("Any")
     )
-    first_day = forms.DateField(label=_("From"), widget=DateInput())
-    last_day = forms.DateField(label=_("Until"), widget=DateInput())
+    first_day = DayField(label=_("From"))
+    last_day = DayField(label=_("Until"))
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -285,10 +300,9 @@ class OpeningHoursForm(forms.Form):
 
 
 class ClosureForm(forms.Form):
-    start_date = forms.DateField(label=_("First day"), widget=DateInput())
-    end_date = forms.DateField(
+    start_date = DayField(label=_("First day"))
+    end_date = DayField(
         label=_("Last day"),
-        widget=DateInput(),
         required=False,
         help_text=_("Leave empty for a single day."),
     )

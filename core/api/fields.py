@@ -36,6 +36,24 @@ class AwareDateTimeField(serializers.DateTimeField):
         return moment
 
 
+class BoundedDateField(serializers.DateField):
+    """A calendar day within AwareDateTimeField's years (1970 to 2999): a period's
+    days become instants in a platform's time zone, which the first and last days
+    of the calendar (year 1, year 9999) cannot all be."""
+
+    EARLIEST, LATEST = AwareDateTimeField.EARLIEST.date(), AwareDateTimeField.LATEST.date()
+
+    default_error_messages = {
+        "out_of_range": AwareDateTimeField.default_error_messages["out_of_range"]
+    }
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        if not self.EARLIEST <= day < self.LATEST:
+            self.fail("out_of_range")
+        return day
+
+
 class EmailRelatedField(serializers.SlugRelatedField):
     """A user named by email address, whatever its capitalisation."""
 

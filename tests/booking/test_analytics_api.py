@@ -203,6 +203,11 @@ def test_an_unknown_label_is_not_found(api, used):
         ({"start": "2027-03-01"}, "end"),
         ({"start": "2027-03-05", "end": "2027-03-01"}, "end"),
         ({"start": "2027-01-01", "end": "2028-01-03"}, "end"),
+        # The calendar's first and last days are no instant in every zone: refused.
+        ({"start": "0001-01-01", "end": "0001-01-09"}, "start"),
+        ({"start": "9999-12-20", "end": "9999-12-31"}, "start"),
+        ({"start": "1969-12-31", "end": "1970-01-02"}, "start"),
+        ({"start": "2999-12-30", "end": "3000-01-01"}, "end"),
         ({**PERIOD, "group_by": "machine,organization"}, "group_by"),
         ({**PERIOD, "group_by": "day,month"}, "group_by"),
         ({**PERIOD, "group_by": "year"}, "group_by"),

@@ -244,6 +244,31 @@ def test_bad_input_is_refused_per_field(member_client, lab):
     }
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "3000-01-01", "9999-12-31"])
+def test_days_outside_1970_to_2999_are_refused_per_field_not_a_server_error(
+    member_client, lab, day
+):
+    """The calendar's first and last days are no instant in Paris time."""
+    booked = member_client.post(
+        f"/machines/{lab.a.machine.pk}/book/",
+        {"start_date": day, "start_time": "09:00", "end_time": "10:00"},
+    )
+    found = member_client.get(
+        "/find/",
+        {
+            "machine_type": lab.a.machine.machine_type_id,
+            "duration": 120,
+            "first_day": day,
+            "last_day": day,
+        },
+    )
+
+    assert booked.status_code == 400
+    assert booked.context["form"].errors["start_date"] == ["Give a date between 1970 and 2999."]
+    assert found.context["form"].errors["first_day"] == ["Give a date between 1970 and 2999."]
+    assert not Booking.objects.exists()
+
+
 def test_another_smes_organization_cannot_be_booked_for(member_client, lab):
     day = next_weekday(1)
 

@@ -107,6 +107,16 @@ def test_a_bad_period_is_refused_next_to_the_field_and_keeps_the_input(client, l
     assert 'value="2020-01-01"' in response.content.decode()
 
 
+@pytest.mark.parametrize("first_day", ["0001-01-01", "9999-12-25"])
+def test_days_outside_1970_to_2999_are_refused_next_to_the_field(client, lab, first_day):
+    client.force_login(lab.a.manager)
+
+    response = client.get(url(lab), period(first_day=first_day, last_day=first_day))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["first_day"] == ["Give a date between 1970 and 2999."]
+
+
 def test_the_dashboard_link_opens_the_first_platform_and_defaults_to_recent_weeks(client, lab):
     client.force_login(lab.a.operator)
 
