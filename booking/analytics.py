@@ -928,7 +928,7 @@ def _assemble(
         rows.append(row)
 
     everything = list(keyed.values())
-    total = {name: sum(sums[name] for sums in everything) for name in ADDITIVE}
+    total = {name: sum(s[name] for s in everything) for name in ADDITIVE if name != "available_s"}
     total["available_s"] = sum(available.values())  # organizations' rows share it
     total_revenue = sum(revenue.values(), Decimal(0)) if revenue is not None else None
     totals = _metrics(total, total["booked_s"], total_revenue, lead_quantiles.get(TOTAL))

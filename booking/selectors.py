@@ -277,8 +277,9 @@ def platform_calendars(
 # _held() on PostgreSQL: the query Booking.objects.holding() and the maintenance
 # windows make, written out: building it and reading its rows through the ORM cost
 # more than running it, for a machine's busy month (bench/booking.py).
+# The machines as a joined set: `= ANY(array)` compared every row with each of them.
 _HELD_SQL = """
-SELECT machine_id, start, blocked_until, 'booking' FROM booking_booking
+SELECT machine_id, start, blocked_until AS "end", 'booking' AS kind FROM booking_booking
 WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[])) AND status = ANY(%(active)s)
   AND id IS DISTINCT FROM %(ignoring)s
   AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
@@ -287,6 +288,16 @@ SELECT machine_id, start, "end", 'maintenance' FROM equipment_maintenancewindow
 WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[]))
   AND start < %(end)s AND "end" > %(start)s
 """
+
+
+def _held_params(machines: list[Machine], start, end, ignoring: Booking | None) -> dict:
+    return {
+        "machines": [m.pk for m in machines],
+        "active": list(Booking.ACTIVE_STATUSES),
+        "ignoring": ignoring.pk if ignoring is not None else None,
+        "start": start,
+        "end": end,
+    }
 
 
 def _held(
@@ -298,16 +309,7 @@ def _held(
     held: dict[int, list] = {pk: [] for pk in machine_ids}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                _HELD_SQL,
-                {
-                    "machines": machine_ids,
-                    "active": list(Booking.ACTIVE_STATUSES),
-                    "ignoring": ignoring.pk if ignoring is not None else None,
-                    "start": start,
-                    "end": end,
-                },
-            )
+            cursor.execute(_HELD_SQL, _held_params(machines, start, end, ignoring))
             for machine_id, s, e, kind in cursor.fetchall():
                 held[machine_id].append((s, e, kind))
         return held
@@ -338,17 +340,9 @@ def _merged_by_machine(held: dict[int, list[tuple]]) -> dict[int, list[Interval]
 # Gaps between a machine's busy periods, found by PostgreSQL: a search needs only
 # those long enough for a slot and its buffer, a few per machine and day, rather
 # than every booking of 200 machines (bench/booking.py: a third of the rows). The
-# machines as a joined set: `= ANY(array)` compared every row with each of them.
-_GAPS_SQL = """
-WITH busy AS (
-    SELECT machine_id, start, blocked_until AS "end" FROM booking_booking
-    WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[])) AND status = ANY(%(active)s)
-      AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
-    UNION ALL
-    SELECT machine_id, start, "end" FROM equipment_maintenancewindow
-    WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[]))
-      AND start < %(end)s AND "end" > %(start)s
-), after_earlier AS (
+# busy periods are what _held() reads.
+_GAPS_SQL = f"""
+WITH busy AS ({_HELD_SQL}), after_earlier AS (
     SELECT machine_id, start, max("end") OVER (
         PARTITION BY machine_id ORDER BY start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
     ) AS free_from
@@ -370,16 +364,7 @@ def _busy_with_short_gaps_filled(
     if connection.vendor != "postgresql":
         return _merged_by_machine(_held(machines, start, end, None))
     with connection.cursor() as cursor:
-        cursor.execute(
-            _GAPS_SQL,
-            {
-                "machines": [m.pk for m in machines],
-                "active": list(Booking.ACTIVE_STATUSES),
-                "start": start,
-                "end": end,
-                "need": need,
-            },
-        )
+        cursor.execute(_GAPS_SQL, {**_held_params(machines, start, end, None), "need": need})
         rows = cursor.fetchall()
     # Per machine: the gaps before its busy periods (from None: before the first),
     # and the end of its last one (a row without a start).
@@ -564,7 +549,7 @@ def free_intervals(*, machine: Machine, start: datetime, end: datetime) -> list[
     if end <= start or not machine.is_active:
         return []
     calendar = _calendars([machine], start, end)[machine.platform_id]
-    busy = _merged((s, e) for s, e, _kind in _held([machine], start, end, None)[machine.pk])
+    busy = _merged_by_machine(_held([machine], start, end, None))[machine.pk]
     return _subtract(calendar.open_intervals(start, end), busy)
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from core.api.fields import BoundedDateField
 from core.models import Membership
 from equipment.models import Label, Machine, MachineType, OpeningHours, Platform
 from frontend.templatetags.fabpool import minutes_as_duration
@@ -53,7 +54,7 @@ class DayField(forms.DateField):
 
     def to_python(self, value):
         day = super().to_python(value)
-        if day is not None and not date(1970, 1, 1) <= day < date(3000, 1, 1):
+        if day is not None and not BoundedDateField.EARLIEST <= day < BoundedDateField.LATEST:
             raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range")
         return day
 
