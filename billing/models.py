@@ -493,9 +493,17 @@ class UsageRecord(models.Model):
     period_start = models.DateField(_("billing month"))
     kind = models.CharField(max_length=20, choices=Kind.choices)
     source = models.CharField(max_length=50)
-    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="+")
+    # Never looked up by booking (a record is found by its source): an index would
+    # only add its writes to every billing run.
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # Indexed only where set (see Meta): most records are machine time, without one.
     consumable_use = models.ForeignKey(
-        ConsumableUse, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        ConsumableUse,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     tariff = models.ForeignKey(
         Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -517,7 +525,14 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["platform", "period_start"])]
+        indexes = [
+            models.Index(fields=["platform", "period_start"]),
+            models.Index(
+                fields=["consumable_use"],
+                condition=Q(consumable_use__isnull=False),
+                name="usagerecord_consumable_use",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["source", "kind"], name="usagerecord_unique_source")
         ]
@@ -725,11 +740,19 @@ class InvoiceLine(models.Model):
     usage = models.OneToOneField(
         UsageRecord, on_delete=models.SET_NULL, null=True, blank=True, related_name="line"
     )
-    allocation = models.OneToOneField(
-        FundingAllocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="line"
+    # One line per allocation, unique where set (see Meta): a full unique index would
+    # also hold the NULL of every other line, and cost each billing run its writes.
+    allocation = models.ForeignKey(
+        FundingAllocation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
+    # Revenue joins lines to their bookings, never the other way round: no index.
     booking = models.ForeignKey(
-        Booking, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Booking, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
 
     objects = InvoiceLineQuerySet.as_manager()
@@ -737,7 +760,12 @@ class InvoiceLine(models.Model):
     class Meta:
         ordering = ["invoice_id", "service_date", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gte=0), name="invoiceline_quantity")
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="invoiceline_quantity"),
+            models.UniqueConstraint(
+                fields=["allocation"],
+                condition=Q(allocation__isnull=False),
+                name="invoiceline_one_per_allocation",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from billing import services
@@ -254,3 +254,30 @@ def test_a_programme_funds_its_share_until_its_budget_runs_out_mid_month(billing
     api.as_user(a.accountant)
     listed = api.get(f"/api/v1/funding-programmes/?label={label.pk}").json()["results"]
     assert [row["spent"] for row in listed] == ["50.00"]
+
+
+def test_an_allocation_has_one_line_and_lines_without_one_are_many(billing):
+    """Unique where set (a partial index): the database refuses a second line for the
+    same allocation, while every line without an allocation is free of the rule."""
+    a = billing.a
+    label = factories.LabelFactory()
+    a.platform.labels.add(label)
+    FundingProgramme.objects.create(
+        label=label,
+        name="Programme",
+        share=Decimal("0.5"),
+        budget=Decimal("500.00"),
+        starts_on=date(2026, 1, 1),
+        ends_on=date(2026, 12, 31),
+    )
+    for day in (5, 6):
+        booking(a, paris(day, 9), paris(day, 11))
+    run(billing)
+    funded = InvoiceLine.objects.filter(kind="funding").first()
+    assert InvoiceLine.objects.filter(allocation__isnull=True).count() >= 2
+
+    copy = InvoiceLine.objects.get(pk=funded.pk)
+    copy.pk = None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy.save()
+    assert InvoiceLine.objects.filter(allocation=funded.allocation_id).count() == 1
