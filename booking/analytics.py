@@ -57,6 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
@@ -368,7 +369,8 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
     that it meets. On PostgreSQL, most bookings (shorter than a bucket) lie within
     one: they are summed whole, by the bucket that width_bucket() finds, with no
     pairing or cutting; only the others are paired, by generate_series() from
-    their first bucket to their last."""
+    their first bucket to their last, in a second query that reads them by id
+    (the first one names them) and around the period's edges."""
     hull_start = _least("b.start", "COALESCE(b.checked_in_at, b.start)")
     hull_end = _greatest(B_END, f"COALESCE(b.checked_out_at, {B_END})")
     # Under way without a check-out: used until its end or now, whichever first.
@@ -435,6 +437,9 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
     # width_bucket(): 0 before the first bound, i within the i-th bucket.
     stamps, stamps_params = _per_zone(_bounds(scope, lambda moment: moment), "::timestamptz[]")
     seconds, seconds_params = _per_zone(_bounds(scope), "::float8[]")
+    count = len(scope.periods)
+    first = f"width_bucket({hull_start}, {stamps})"
+    last = f"width_bucket({hull_end} - interval '1 microsecond', {stamps})"
     # Each booking's figures worked out once, in a subquery that OFFSET 0 keeps
     # whole: PostgreSQL would otherwise copy every expression into each aggregate
     # that names it, and evaluate it there again (a year's sums took three times
@@ -451,6 +456,9 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
             "b.checked_in_at IS NOT NULL AS checked_in",
             "b.late_cancellation AS late",
             "b.start - b.created_at AS lead",
+            # Its hull meets another bucket: the second query cuts it.
+            f"{first} <> {last} AS crosses",
+            "b.id",
         ],
         # Plain bounds on the start (the planner can estimate them): a zone whose
         # period starts later or ends earlier gets buckets out of range, left out below.
@@ -474,17 +482,27 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
         f"COUNT(*) FILTER (WHERE y.booked AND y.lead < {d1})",
         f"COUNT(*) FILTER (WHERE y.booked AND y.lead < {d2})",
         "NULL",
+        "array_agg(y.id) FILTER (WHERE y.crosses)",
     ]
     started_keys = ", ".join([*(f"y.{g}" for g in group), "y.idx"])
     started = (
         f"SELECT {started_keys}, {', '.join(whole)} FROM ({per_booking} OFFSET 0) y"
         f" GROUP BY {started_keys}"
     )
-    started_params = [*stamps_params, _adapt(now), *per_booking_params]
+    started_params = [
+        *stamps_params,
+        _adapt(now),
+        *stamps_params,
+        *stamps_params,
+        *per_booking_params,
+    ]
+    crossing_ids: list[int] = []
+    found = _summed(started, started_params, group, extra=crossing_ids.extend)
 
-    count = len(scope.periods)
-    first = f"width_bucket({hull_start}, {stamps})"
-    last = f"width_bucket({hull_end} - interval '1 microsecond', {stamps})"
+    # The bookings that cross a bucket's bound: those the first query named, and
+    # those that started before the period (or start just after it, checked in
+    # early) and meet it. Both read through indexes: scanning a year of bookings
+    # again to find the few that cross took a third of the first query's time.
     crossing, crossing_params = _bookings_sql(
         scope,
         [
@@ -493,7 +511,13 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
             f"GREATEST({first} - 1, 0) AS fb",
             f"LEAST({last} - 1, {count - 1}) AS lb",
         ],
-        extra=[(f"{first} <> {last}", [*stamps_params, *stamps_params])],
+        extra=[
+            (
+                "(b.id = ANY(%s::bigint[]) OR b.start < %s OR b.start >= %s)",
+                [crossing_ids, _adapt(scope.utc_start), _adapt(scope.utc_end)],
+            ),
+            (f"{first} <> {last}", [*stamps_params, *stamps_params]),
+        ],
     )
     crossing_params = [
         *columns_params,
@@ -514,11 +538,11 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
     ]
     keys = ", ".join([*group, "idx"])
     sql = (
-        f"{started} UNION ALL SELECT {keys}, {', '.join(corrections)}"
+        f"SELECT {keys}, {', '.join(corrections)}"
         f" FROM (SELECT y.*, generate_series(y.fb, y.lb) AS idx FROM ({crossing}) y) x"
         f" GROUP BY {keys}"
     )
-    found = _summed(sql, [*started_params, *crossing_params], group)
+    _summed(sql, crossing_params, group, into=found)
     for sums in found.values():  # cumulative lead-time counts, and the last one
         below_1, below_2, below_3 = sums["lead_0"], sums["lead_1"], sums["lead_2"]
         sums["lead_1"], sums["lead_2"] = below_2 - below_1, below_3 - below_2
@@ -543,14 +567,21 @@ BOOKING_SUMS = [
 ]
 
 
-def _summed(sql: str, params: list, group: list[str]) -> dict[tuple, dict]:
-    """{(group values..., bucket): {BOOKING_SUMS}}, adding rows with the same key."""
-    found: dict[tuple, dict] = {}
+def _summed(
+    sql: str, params: list, group: list[str], *, into: dict | None = None, extra=None
+) -> dict[tuple, dict]:
+    """{(group values..., bucket): {BOOKING_SUMS}}, adding rows with the same key
+    (to those of `into`, if given). `extra`: called with each row's last column,
+    when the query answers one after the sums."""
+    found: dict[tuple, dict] = {} if into is None else into
     width = len(group) + 1
+    end = width + len(BOOKING_SUMS)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
-            key, figures = tuple(row[:width]), [float(value or 0) for value in row[width:]]
+            if extra is not None and row[end] is not None:
+                extra(row[end])
+            key, figures = tuple(row[:width]), [float(value or 0) for value in row[width:end]]
             if key not in found:  # the usual case: one row a key
                 found[key] = dict(zip(BOOKING_SUMS, figures, strict=True))
                 continue
@@ -640,7 +671,10 @@ def _tuned():
     """For the queries over bookings, on PostgreSQL, in a transaction of their own:
     no JIT, since the planner overestimates the rows of generate_series() and
     would spend ~60 ms compiling a query that runs in less; the memory to sort
-    a year of bookings without writing them to disk; and parallel workers, which
+    a year of bookings without writing them to disk; for hash tables, four times
+    that: the planner reckons 8 kB for each group's array_agg() of crossing
+    bookings (most hold none) and would sort a year's bookings rather than hash
+    them (a third slower); and parallel workers, which
     the planner thinks too costly to start for a table of 100,000 bookings, though
     they cut a year's table by a third on two cores (bench/utilisation.py)."""
     if connection.vendor != "postgresql":
@@ -649,6 +683,7 @@ def _tuned():
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
+            " set_config('hash_mem_multiplier', '4', true),"
             " set_config('parallel_setup_cost', '10', true),"
             " set_config('parallel_tuple_cost', '0.001', true)"
         )
@@ -659,7 +694,7 @@ def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
     """One query: refused demand per group and bucket of the requested start."""
     cte, params = _values_cte(scope.utc_by_tz, seconds=False)
     dims = [DIMENSION_SQL[g].format(t="r") for g in scope.entities]
-    sums = {
+    sums = {  # REFUSAL_SUMS
         "refused_conflicts": "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
         "refused_rules": "CASE WHEN r.kind = 'rules' THEN 1 ELSE 0 END",
         "rejected_by_manager": "CASE WHEN r.kind = 'rejected' THEN 1 ELSE 0 END",
@@ -727,25 +762,8 @@ class Table:
     totals: dict
 
 
-ADDITIVE = [
-    "available_s",
-    "booked_s",
-    "used_s",
-    "bookings",
-    "no_shows",
-    "outcomes",
-    "cancellations",
-    "late_cancellations",
-    "lead_s",
-    "lead_0",
-    "lead_1",
-    "lead_2",
-    "lead_3",
-    "refused_conflicts",
-    "refused_rules",
-    "rejected_by_manager",
-    "refused_s",
-]
+# The figures _refusal_sums() answers, in the order of its sums.
+REFUSAL_SUMS = ["refused_conflicts", "refused_rules", "rejected_by_manager", "refused_s"]
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -759,12 +777,15 @@ def _hours(seconds: float) -> float:
 CENT = Decimal("0.01")
 
 
-def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -> dict:
-    """The published metrics of one row, from its additive figures and its lead
-    time's quantiles in seconds (LEAD_QUANTILES; none without bookings).
-    Written out flat: a year's table has thousands of rows (bench/utilisation.py)."""
+def _metrics(
+    sums: dict, refused: dict, available: float, period_booked_s: float, revenue, lead_quantiles
+) -> dict:
+    """The published metrics of one row, from its additive figures (`sums`: BOOKING_SUMS,
+    `refused`: REFUSAL_SUMS, `available` seconds) and its lead time's quantiles in
+    seconds (LEAD_QUANTILES; none without bookings). Written out flat, and given its
+    figures as they come: a year's table has thousands of rows (bench/utilisation.py)."""
     p50, p90 = lead_quantiles or (None, None)
-    available, booked, used = sums["available_s"], sums["booked_s"], sums["used_s"]
+    booked, used = sums["booked_s"], sums["used_s"]
     bookings, cancellations = sums["bookings"], sums["cancellations"]
     outcomes, no_shows, late = sums["outcomes"], sums["no_shows"], sums["late_cancellations"]
     asked = bookings + cancellations
@@ -788,10 +809,10 @@ def _metrics(sums: dict, period_booked_s: float, revenue, lead_quantiles=None) -
         "lead_time_1d_to_7d": int(sums["lead_1"]),
         "lead_time_7d_to_30d": int(sums["lead_2"]),
         "lead_time_30d_or_more": int(sums["lead_3"]),
-        "refused_conflicts": int(sums["refused_conflicts"]),
-        "refused_rules": int(sums["refused_rules"]),
-        "rejected_by_manager": int(sums["rejected_by_manager"]),
-        "refused_hours": round(sums["refused_s"] / 3600, 2),
+        "refused_conflicts": int(refused["refused_conflicts"]),
+        "refused_rules": int(refused["refused_rules"]),
+        "rejected_by_manager": int(refused["rejected_by_manager"]),
+        "refused_hours": round(refused["refused_s"] / 3600, 2),
         # Money as text with its cents, in JSON as in CSV (never a binary float).
         "revenue": None if revenue is None else str(revenue.quantize(CENT)),
     }
@@ -813,7 +834,8 @@ def utilisation(
     `organizations`: count only these organizations' bookings and requests.
 
     Queries: machines, machine types or platforms' names, opening hours with closures,
-    maintenance, bookings, lead times, refused requests, revenue (and organizations' names):
+    maintenance, bookings (on PostgreSQL, a second query for those crossing a bucket's bound),
+    lead times, refused requests, revenue (and organizations' names):
     the same number whatever the number of machines or bookings."""
     now = now or timezone.now()
     group_by = list(group_by)
@@ -893,26 +915,33 @@ def _assemble(
         *METRIC_COLUMNS,
     ]
 
-    nothing = dict.fromkeys(ADDITIVE, 0.0)
+    no_bookings = dict.fromkeys(BOOKING_SUMS, 0.0)
+    no_refusals = dict.fromkeys(REFUSAL_SUMS, 0.0)
     capacity_of_entity = entity != "organization"  # organizations share the capacity
 
-    def figures(value, idx) -> dict:
-        key = (value, idx) if entity else (idx,)
-        # Bookings and refusals sum different figures: the one completes the other.
-        sums = {**nothing, **booking_sums.get(key, {}), **refusal_sums.get(key, {})}
-        sums["available_s"] = available.get((value if capacity_of_entity else None, idx), 0.0)
-        return sums
-
-    # By period, then by entity: what a chart over time reads.
-    cells = [(value, idx) for idx in range(len(scope.periods)) for value in values]
-    keyed = {cell: figures(*cell) for cell in cells}
-    booked_by_period = defaultdict(float)
-    for (_value, idx), sums in keyed.items():
+    # By period, then by entity: what a chart over time reads. Each cell's figures:
+    # (booking sums, refusal sums, available seconds, its key in the queries' answers).
+    cells = []
+    for idx in range(len(scope.periods)):
+        for value in values:
+            key = (value, idx) if entity else (idx,)
+            cells.append(
+                (
+                    value,
+                    idx,
+                    booking_sums.get(key, no_bookings),
+                    refusal_sums.get(key, no_refusals),
+                    available.get((value if capacity_of_entity else None, idx), 0.0),
+                    key,
+                )
+            )
+    booked_by_period = [0.0] * len(scope.periods)
+    for _value, idx, sums, *_rest in cells:
         booked_by_period[idx] += sums["booked_s"]
     bounds = [(first.isoformat(), following.isoformat()) for first, following in scope.periods]
     no_revenue = None if revenue is None else Decimal(0)
     rows = []
-    for value, idx in cells:
+    for value, idx, sums, refused, available_s, key in cells:
         row = {}
         if entity:
             row[entity] = value
@@ -921,17 +950,29 @@ def _assemble(
             row["period_start"], row["period_end"] = bounds[idx]
         money = None
         if revenue is not None:  # keyed by the groupings asked for
-            key = (*([value] if entity else []), *([idx] if scope.unit else []))
-            money = revenue.get(key, no_revenue)
-        quantiles = lead_quantiles.get((value, idx) if entity else (idx,))
-        row.update(_metrics(keyed[(value, idx)], booked_by_period[idx], money, quantiles))
+            money = revenue.get(
+                (*([value] if entity else []), *([idx] if scope.unit else [])), no_revenue
+            )
+        row.update(
+            _metrics(
+                sums, refused, available_s, booked_by_period[idx], money, lead_quantiles.get(key)
+            )
+        )
         rows.append(row)
 
-    everything = list(keyed.values())
-    total = {name: sum(s[name] for s in everything) for name in ADDITIVE if name != "available_s"}
-    total["available_s"] = sum(available.values())  # organizations' rows share it
+    every_sums = [cell[2] for cell in cells]
+    every_refused = [cell[3] for cell in cells]
+    total = {name: sum(map(itemgetter(name), every_sums)) for name in BOOKING_SUMS}
+    total_refused = {name: sum(map(itemgetter(name), every_refused)) for name in REFUSAL_SUMS}
     total_revenue = sum(revenue.values(), Decimal(0)) if revenue is not None else None
-    totals = _metrics(total, total["booked_s"], total_revenue, lead_quantiles.get(TOTAL))
+    totals = _metrics(
+        total,
+        total_refused,
+        sum(available.values()),  # organizations' rows share it
+        total["booked_s"],
+        total_revenue,
+        lead_quantiles.get(TOTAL),
+    )
     return Table(list(scope.entities) + ([scope.unit] if scope.unit else []), columns, rows, totals)
 
 

@@ -312,12 +312,15 @@ def test_a_check_in_before_midnight_is_used_time_of_the_day_before(lab):
 
     rows = table(lab, TUESDAY - timedelta(days=1), TUESDAY + timedelta(days=1), ["day"]).rows
     tuesday_only = table(lab, TUESDAY, TUESDAY + timedelta(days=1)).totals
+    # A period that ends before the booking starts still has its early check-in.
+    monday_only = table(lab, TUESDAY - timedelta(days=1), TUESDAY).totals
 
     assert [(r["used_hours"], r["booked_hours"], r["bookings"]) for r in rows] == [
         (round(10 / 60, 2), 0.0, 0),
         (1.5, 2.0, 1),
     ]
     assert (tuesday_only["used_hours"], tuesday_only["bookings"]) == (1.5, 1)
+    assert (monday_only["used_hours"], monday_only["bookings"]) == (round(10 / 60, 2), 0)
 
 
 def test_lead_time_percentiles_per_row_and_over_all(lab):
