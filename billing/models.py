@@ -765,6 +765,7 @@ class InvoiceLine(models.Model):
                 fields=["allocation"],
                 condition=Q(allocation__isnull=False),
                 name="invoiceline_one_per_allocation",
+                violation_error_message=_("This funding allocation already has its line."),
             ),
         ]
 

@@ -4,8 +4,9 @@
 A table has one row per group (machine, machine type, organization or platform,
 and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
-query for bookings, one for their lead-time percentiles and one for refused
-requests, whatever the number of machines or bookings; available hours come
+query for bookings (and on PostgreSQL one for those that cross a period's bound),
+one for their lead-time percentiles and one for refused requests, whatever the
+number of machines or bookings; available hours come
 from opening hours, closures and maintenance windows, loaded with two queries
 and combined per machine and period in Python.
 
@@ -668,9 +669,10 @@ def _lead_percentiles(scope: "_Scope") -> dict:
 
 @contextmanager
 def _tuned():
-    """For the queries over bookings, on PostgreSQL, in a transaction of their own:
-    no JIT, since the planner overestimates the rows of generate_series() and
-    would spend ~60 ms compiling a query that runs in less; the memory to sort
+    """For the queries over bookings, on PostgreSQL, in a transaction of their own
+    (REPEATABLE READ: they read one snapshot): no JIT, since the planner
+    overestimates the rows of generate_series() and would spend ~60 ms compiling
+    a query that runs in less; the memory to sort
     a year of bookings without writing them to disk; for hash tables, four times
     that: the planner reckons 8 kB for each group's array_agg() of crossing
     bookings (most hold none) and would sort a year's bookings rather than hash
@@ -680,7 +682,14 @@ def _tuned():
     if connection.vendor != "postgresql":
         yield
         return
+    outermost = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
+        if outermost:
+            # One snapshot for every query within: the crossing bookings' query takes
+            # back what the sums' query counted of them, so both must see the same
+            # bookings even if one changes in between. (A caller's transaction keeps
+            # its own isolation: this must be a transaction's first statement.)
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute(
             "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
             " set_config('hash_mem_multiplier', '4', true),"

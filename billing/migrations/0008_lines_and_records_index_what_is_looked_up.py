@@ -98,6 +98,7 @@ class Migration(migrations.Migration):
                 condition=models.Q(("allocation__isnull", False)),
                 fields=("allocation",),
                 name="invoiceline_one_per_allocation",
+                violation_error_message="This funding allocation already has its line.",
             ),
         ),
         guard.RunSQLPerVendor(

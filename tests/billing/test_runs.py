@@ -4,6 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -257,7 +258,8 @@ def test_a_programme_funds_its_share_until_its_budget_runs_out_mid_month(billing
 
 
 def test_an_allocation_has_one_line_and_lines_without_one_are_many(billing):
-    """Unique where set (a partial index): the database refuses a second line for the
+    """Unique where set (a partial index since migration 0008, where it was a unique
+    column): the database and the model's validation refuse a second line for the
     same allocation, while every line without an allocation is free of the rule."""
     a = billing.a
     label = factories.LabelFactory()
@@ -278,6 +280,8 @@ def test_an_allocation_has_one_line_and_lines_without_one_are_many(billing):
 
     copy = InvoiceLine.objects.get(pk=funded.pk)
     copy.pk = None
+    with pytest.raises(ValidationError, match="already has its line"):
+        copy.validate_constraints()
     with pytest.raises(IntegrityError), transaction.atomic():
         copy.save()
     assert InvoiceLine.objects.filter(allocation=funded.allocation_id).count() == 1

@@ -6,7 +6,9 @@ written as rows (make_booking): the metrics read what happened, not the rules.
 Times are Paris wall-clock times; periods are local days [start, end)."""
 
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -353,3 +355,60 @@ def test_lead_time_percentiles_per_row_and_over_all(lab):
         3.0,
         round(10 + 0.6 * (48 - 10), 2),  # rank 3.6 of 1, 2, 3, 10, 48
     )
+
+
+def test_a_booking_before_its_own_zones_period_that_crosses_into_it_counts_there(lab):
+    """London's day starts an hour after Paris's: a London booking from 23:30 to
+    00:30 starts within the two platforms' period in UTC but before London's own,
+    and its half hour after midnight belongs to London's Tuesday."""
+    lab.b.platform.timezone = "Europe/London"
+    lab.b.platform.save()
+    start = datetime.combine(TUESDAY - timedelta(days=1), time(23, 30), ZoneInfo("Europe/London"))
+    make_booking(lab.b.machine, lab.b.org, lab.b.org_member, start, start + timedelta(hours=1))
+    platforms = [lab.a.platform, lab.b.platform]
+
+    found = analytics.utilisation(
+        platforms=platforms,
+        machines=Machine.objects.filter(platform__in=platforms),
+        start=TUESDAY,
+        end=TUESDAY + timedelta(days=1),
+        group_by=["platform"],
+        now=AFTERWARDS,
+    )
+
+    booked = {row["platform"]: (row["booked_hours"], row["bookings"]) for row in found.rows}
+    assert booked[lab.b.platform.pk] == (0.5, 0)  # counted on Monday, where it starts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_queries_over_bookings_read_one_snapshot(lab, monkeypatch):
+    """On PostgreSQL a booking crossing midnight is summed whole by one query and cut
+    by the next: cancelled by someone else in between, it must count as it was
+    before or as it is after, never half of each."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite answers with one query")
+    crossing = booking(lab, paris(TUESDAY, 23), paris(TUESDAY, 23) + timedelta(hours=2))
+    days = (TUESDAY, TUESDAY + timedelta(days=2), ["day"])
+    before = [row["booked_hours"] for row in table(lab, *days).rows]
+    summed, calls = analytics._summed, []
+
+    def cancelled_after_the_first_query(*args, **kwargs):
+        found = summed(*args, **kwargs)
+        if not calls:
+            db = connection.settings_dict
+            with psycopg.connect(
+                host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+            ) as other:
+                other.execute(
+                    "UPDATE booking_booking SET status = 'cancelled' WHERE id = %s", [crossing.pk]
+                )
+        calls.append(1)
+        return found
+
+    monkeypatch.setattr(analytics, "_summed", cancelled_after_the_first_query)
+    during = [row["booked_hours"] for row in table(lab, *days).rows]
+    monkeypatch.undo()
+    after = [row["booked_hours"] for row in table(lab, *days).rows]
+
+    assert (before, after) == ([1.0, 1.0], [0.0, 0.0])
+    assert during == before  # the snapshot taken before the change
