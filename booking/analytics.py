@@ -701,7 +701,6 @@ def _tuned():
 
 def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
     """One query: refused demand per group and bucket of the requested start."""
-    cte, params = _values_cte(scope.utc_by_tz, seconds=False)
     dims = [DIMENSION_SQL[g].format(t="r") for g in scope.entities]
     sums = {  # REFUSAL_SUMS
         "refused_conflicts": "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
@@ -717,23 +716,37 @@ def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
         orgs_sql, orgs_params = _subquery(scope.organizations)
         where.append(f"r.organization_id IN ({orgs_sql})")
         where_params += orgs_params
-    group = [*dims, "k.idx"]
-    sql = (
-        f"WITH {cte} SELECT {', '.join(group)}, "
-        + ", ".join(f"SUM({expression})" for expression in sums.values())
-        + " FROM booking_refusedrequest r"
-        " JOIN equipment_machine m ON m.id = r.machine_id"
+    joins = (
+        " FROM booking_refusedrequest r JOIN equipment_machine m ON m.id = r.machine_id"
         " JOIN equipment_platform p ON p.id = m.platform_id"
-        " JOIN k ON k.tz = p.timezone AND r.start >= k.ks AND r.start < k.ke"
-        f" WHERE {' AND '.join(where)} GROUP BY {', '.join(group)}"
     )
+    summed = ", ".join(f"SUM({expression})" for expression in sums.values())
+    width = len(dims) + 1
+    if connection.vendor == "postgresql":
+        # The bucket of each request's start found by width_bucket(), as for bookings,
+        # rather than by joining a table of buckets (a third of the time, planning included).
+        stamps, params = _per_zone(_bounds(scope, lambda moment: moment), "::timestamptz[]")
+        group = ", ".join([*dims, f"width_bucket(r.start, {stamps}) - 1"])
+        positions = ", ".join(str(n) for n in range(1, width + 1))  # the params once
+        sql = f"SELECT {group}, {summed}{joins} WHERE {' AND '.join(where)} GROUP BY {positions}"
+    else:
+        cte, params = _values_cte(scope.utc_by_tz, seconds=False)
+        group = ", ".join([*dims, "k.idx"])
+        sql = (
+            f"WITH {cte} SELECT {group}, {summed}{joins}"
+            " JOIN k ON k.tz = p.timezone AND r.start >= k.ks AND r.start < k.ke"
+            f" WHERE {' AND '.join(where)} GROUP BY {group}"
+        )
+    count = len(scope.periods)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *where_params])
         return {
-            tuple(row[: len(group)]): {
-                name: float(value or 0) for name, value in zip(sums, row[len(group) :], strict=True)
+            tuple(row[:width]): {
+                name: float(value or 0) for name, value in zip(sums, row[width:], strict=True)
             }
             for row in cursor.fetchall()
+            # A zone whose period starts later or ends earlier: out of its buckets.
+            if 0 <= row[width - 1] < count
         }
 
 
