@@ -216,18 +216,24 @@ def test_the_command_refuses_a_malformed_month(billing, month):
 # --- Funding ---------------------------------------------------------------------------------
 
 
-def test_a_programme_funds_its_share_until_its_budget_runs_out_mid_month(billing, api):
-    a = billing.a
+def half_funded(platform, budget: str, name: str = "Industrie du Futur 2026"):
+    """A programme of a new label of `platform` paying half of 2026's machine time."""
     label = factories.LabelFactory()
-    a.platform.labels.add(label)
-    programme = FundingProgramme.objects.create(
+    platform.labels.add(label)
+    return FundingProgramme.objects.create(
         label=label,
-        name="Industrie du Futur 2026",
+        name=name,
         share=Decimal("0.5"),
-        budget=Decimal("50.00"),
+        budget=Decimal(budget),
         starts_on=date(2026, 1, 1),
         ends_on=date(2026, 12, 31),
     )
+
+
+def test_a_programme_funds_its_share_until_its_budget_runs_out_mid_month(billing, api):
+    a = billing.a
+    programme = half_funded(a.platform, "50.00")
+    label = programme.label
     for day in (5, 6, 7):  # 2 h each: 95.00 of machine time
         booking(a, paris(day, 9), paris(day, 11))
 
@@ -262,16 +268,7 @@ def test_an_allocation_has_one_line_and_lines_without_one_are_many(billing):
     column): the database and the model's validation refuse a second line for the
     same allocation, while every line without an allocation is free of the rule."""
     a = billing.a
-    label = factories.LabelFactory()
-    a.platform.labels.add(label)
-    FundingProgramme.objects.create(
-        label=label,
-        name="Programme",
-        share=Decimal("0.5"),
-        budget=Decimal("500.00"),
-        starts_on=date(2026, 1, 1),
-        ends_on=date(2026, 12, 31),
-    )
+    half_funded(a.platform, "500.00")
     for day in (5, 6):
         booking(a, paris(day, 9), paris(day, 11))
     run(billing)
