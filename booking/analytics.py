@@ -670,15 +670,16 @@ def _lead_percentiles(scope: "_Scope") -> dict:
 @contextmanager
 def _tuned():
     """For the queries over bookings, on PostgreSQL, in a transaction of their own
-    (REPEATABLE READ: they read one snapshot): no JIT, since the planner
-    overestimates the rows of generate_series() and would spend ~60 ms compiling
-    a query that runs in less; the memory to sort
-    a year of bookings without writing them to disk; for hash tables, four times
-    that: the planner reckons 8 kB for each group's array_agg() of crossing
-    bookings (most hold none) and would sort a year's bookings rather than hash
-    them (a third slower); and parallel workers, which
-    the planner thinks too costly to start for a table of 100,000 bookings, though
-    they cut a year's table by a third on two cores (bench/utilisation.py)."""
+    (REPEATABLE READ: they read one snapshot), with:
+    - no JIT: the planner overestimates the rows of generate_series() and would
+      spend ~60 ms compiling a query that runs in less;
+    - the memory to sort a year of bookings without writing them to disk, and four
+      times that for hash tables: the planner reckons 8 kB for each group's
+      array_agg() of crossing bookings (most hold none) and would otherwise sort a
+      year's bookings rather than hash them (a third slower);
+    - parallel workers, which the planner thinks too costly to start for a table
+      of 100,000 bookings, though they cut a year's table by a third on two cores
+      (bench/utilisation.py)."""
     if connection.vendor != "postgresql":
         yield
         return
@@ -702,7 +703,7 @@ def _tuned():
 def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
     """One query: refused demand per group and bucket of the requested start."""
     dims = [DIMENSION_SQL[g].format(t="r") for g in scope.entities]
-    sums = {  # REFUSAL_SUMS
+    sums = {  # named and ordered as REFUSAL_SUMS
         "refused_conflicts": "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
         "refused_rules": "CASE WHEN r.kind = 'rules' THEN 1 ELSE 0 END",
         "rejected_by_manager": "CASE WHEN r.kind = 'rejected' THEN 1 ELSE 0 END",
