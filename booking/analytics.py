@@ -703,13 +703,12 @@ def _tuned():
 def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
     """One query: refused demand per group and bucket of the requested start."""
     dims = [DIMENSION_SQL[g].format(t="r") for g in scope.entities]
-    sums = {  # named and ordered as REFUSAL_SUMS
-        "refused_conflicts": "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
-        "refused_rules": "CASE WHEN r.kind = 'rules' THEN 1 ELSE 0 END",
-        "rejected_by_manager": "CASE WHEN r.kind = 'rejected' THEN 1 ELSE 0 END",
-        "refused_s": f"CASE WHEN {R_END} > r.start THEN {_sql_seconds(R_END, 'r.start')} "
-        "ELSE 0 END",
-    }
+    sums = [  # REFUSAL_SUMS, in its order
+        "CASE WHEN r.kind = 'conflict' THEN 1 ELSE 0 END",
+        "CASE WHEN r.kind = 'rules' THEN 1 ELSE 0 END",
+        "CASE WHEN r.kind = 'rejected' THEN 1 ELSE 0 END",
+        f"CASE WHEN {R_END} > r.start THEN {_sql_seconds(R_END, 'r.start')} ELSE 0 END",
+    ]
     machines_sql, machines_params = _subquery(scope.machines)
     where = [f"r.machine_id IN ({machines_sql})", "r.start >= %s", "r.start < %s"]
     where_params = [*machines_params, _adapt(scope.utc_start), _adapt(scope.utc_end)]
@@ -721,7 +720,7 @@ def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
         " FROM booking_refusedrequest r JOIN equipment_machine m ON m.id = r.machine_id"
         " JOIN equipment_platform p ON p.id = m.platform_id"
     )
-    summed = ", ".join(f"SUM({expression})" for expression in sums.values())
+    summed = ", ".join(f"SUM({expression})" for expression in sums)
     width = len(dims) + 1
     if connection.vendor == "postgresql":
         # The bucket of each request's start found by width_bucket(), as for bookings,
@@ -743,7 +742,8 @@ def _refusal_sums(scope: "_Scope") -> dict[tuple, dict]:
         cursor.execute(sql, [*params, *where_params])
         return {
             tuple(row[:width]): {
-                name: float(value or 0) for name, value in zip(sums, row[width:], strict=True)
+                name: float(value or 0)
+                for name, value in zip(REFUSAL_SUMS, row[width:], strict=True)
             }
             for row in cursor.fetchall()
             # A zone whose period starts later or ends earlier: out of its buckets.
@@ -983,8 +983,8 @@ def _assemble(
         )
         rows.append(row)
 
-    every_sums = [cell[2] for cell in cells]
-    every_refused = [cell[3] for cell in cells]
+    every_sums = [sums for _value, _idx, sums, *_rest in cells]
+    every_refused = [refused for _value, _idx, _sums, refused, *_rest in cells]
     total = {name: sum(map(itemgetter(name), every_sums)) for name in BOOKING_SUMS}
     total_refused = {name: sum(map(itemgetter(name), every_refused)) for name in REFUSAL_SUMS}
     total_revenue = sum(revenue.values(), Decimal(0)) if revenue is not None else None

@@ -54,7 +54,7 @@ class DayField(forms.DateField):
 
     def to_python(self, value):
         day = super().to_python(value)
-        if day is not None and not BoundedDateField.EARLIEST <= day < BoundedDateField.LATEST:
+        if day is not None and not BoundedDateField.holds(day):
             raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range")
         return day
 

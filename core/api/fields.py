@@ -47,9 +47,13 @@ class BoundedDateField(serializers.DateField):
         "out_of_range": AwareDateTimeField.default_error_messages["out_of_range"]
     }
 
+    @classmethod
+    def holds(cls, day) -> bool:
+        return cls.EARLIEST <= day < cls.LATEST
+
     def to_internal_value(self, value):
         day = super().to_internal_value(value)
-        if not self.EARLIEST <= day < self.LATEST:
+        if not self.holds(day):
             self.fail("out_of_range")
         return day
 
