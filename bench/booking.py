@@ -370,9 +370,9 @@ def bench_search(ctx: dict, count: int, budget: float) -> None:
         start, end = window()
         # As the API loads them: the platform is known, not joined 200 times.
         machines = list(
-            Machine.objects.filter(
-                platform=platform, machine_type=machine_type, is_active=True
-            ).order_by("name", "pk")
+            Machine.objects.filter(platform=platform, machine_type=machine_type, is_active=True)
+            .only(*selectors.SLOT_FIELDS)
+            .order_by("name", "pk")
         )
         for machine in machines:
             machine.platform = platform

@@ -190,6 +190,7 @@ class AvailabilitySearchView(_OneObject):
         machines = list(
             Machine.objects.visible_to(request.user)
             .filter(platform=platform, machine_type=data["machine_type"], is_active=True)
+            .only(*selectors.SLOT_FIELDS)
             .order_by("name", "pk")
         )
         for machine in machines:

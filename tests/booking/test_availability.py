@@ -12,6 +12,7 @@ A booking [s, e) holds [s, e + buffer): it clashes when that meets a held period
 s and e only, so a buffer may run past closing time.
 """
 
+import random
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -452,13 +453,42 @@ def test_a_retired_machine_has_no_slot(hours):
     )
 
 
+def accepted_slots(lab, machine, duration, start, end, now, limit=3) -> list:
+    """The slots the rules themselves give: every quarter hour from `start`, tried
+    in order with booking_problems() and clashes() (the next try after a hit at
+    its end). What earliest_slots() must answer."""
+    buffer = timedelta(minutes=machine.buffer_after_minutes)
+
+    def accepted(moment):
+        problems = booking_problems(
+            machine=machine,
+            organization=lab.a.org,
+            by=lab.a.org_member,
+            start=moment,
+            end=moment + duration,
+            now=now,
+        )
+        return not problems and not clashes(
+            machine=machine, start=moment, blocked_until=moment + duration + buffer
+        )
+
+    moment, found = start.astimezone(UTC), []
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    moment += (hour - moment) % timedelta(minutes=15)  # the first quarter hour from `start`
+    while moment + duration <= end and len(found) < limit:
+        if accepted(moment):
+            found.append((moment, moment + duration))
+            moment += duration
+        else:
+            moment += timedelta(minutes=15)
+    return found
+
+
 @pytest.mark.parametrize("day", [TUESDAY, SPRING_FORWARD, FALL_BACK])
 @pytest.mark.parametrize("minutes", [45, 90, 240, 24 * 60])
 def test_slots_are_the_starts_create_booking_would_accept_in_order(busy_tuesday, day, minutes):
-    """Against the rules themselves: every start on a 15-minute grid, tried in
-    order with booking_problems() and clashes() (the next try after a hit at its
-    end), gives the same slots, over two days with bookings, buffers, maintenance,
-    a lunch break, and a DST change."""
+    """Against the rules themselves (accepted_slots), over two days with bookings,
+    buffers, maintenance, a lunch break, and a DST change."""
     lab = busy_tuesday
     machine = lab.a.machine
     set_policy(machine, buffer_after_minutes=30, max_duration_minutes=2 * 24 * 60)
@@ -468,33 +498,54 @@ def test_slots_are_the_starts_create_booking_would_accept_in_order(busy_tuesday,
     )
     now = datetime.combine(day, time(0), tzinfo=UTC) - timedelta(days=30)
     duration = timedelta(minutes=minutes)
-
-    def accepted(start):
-        end = start + duration
-        problems = booking_problems(
-            machine=machine,
-            organization=lab.a.org,
-            by=lab.a.org_member,
-            start=start,
-            end=end,
-            now=now,
-        )
-        return not problems and not clashes(
-            machine=machine, start=start, blocked_until=end + timedelta(minutes=30)
-        )
-
     window = {"start": paris(day, 0), "end": paris(day + 2 * ONE_DAY, 0)}
-    start, expected = window["start"].astimezone(UTC), []
-    while start + duration <= window["end"] and len(expected) < 3:
-        if accepted(start):
-            expected.append((start, start + duration))
-            start += duration
-        else:
-            start += timedelta(minutes=15)
+
+    expected = accepted_slots(lab, machine, duration, now=now, **window)
 
     found = earliest_slots(machine=machine, duration=duration, limit=3, now=now, **window)
     assert found == expected
     assert expected or minutes == 24 * 60
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_slots_among_random_bookings_are_the_starts_the_rules_accept(hours, seed):
+    """Random two days of one machine (its grid, buffer, bookings of any status,
+    maintenance) and a random window and duration: the search's slots are those of
+    accepted_slots(). On PostgreSQL this is where the database's gap filter and the
+    rounds meet every kind of gap."""
+    rng = random.Random(seed)
+    lab = hours
+    machine = lab.a.machine
+    buffer = rng.choice([0, 15, 30])
+    set_policy(machine, granularity_minutes=rng.choice([15, 30, 60]), buffer_after_minutes=buffer)
+    moment = paris(TUESDAY, 7)
+    while moment < paris(TUESDAY + 2 * ONE_DAY, 12):
+        moment += timedelta(minutes=15 * rng.choice([0, 1, 2, 3, 4, 5, 6, 8, 12]))
+        end = moment + timedelta(minutes=15 * rng.randint(1, 12))
+        status = rng.choice(["confirmed"] * 4 + ["pending", "cancelled"])
+        make_booking(
+            machine,
+            lab.a.org,
+            lab.a.org_member,
+            moment,
+            end,
+            blocked_until=end + timedelta(minutes=buffer),
+            status=status,
+        )
+        moment = end + timedelta(minutes=buffer)
+    if rng.random() < 0.5:
+        start = paris(TUESDAY, 8) + timedelta(minutes=15 * rng.randint(0, 150))
+        MaintenanceWindow.objects.create(
+            machine=machine, start=start, end=start + timedelta(minutes=15 * rng.randint(1, 16))
+        )
+    duration = timedelta(minutes=rng.choice([30, 45, 60, 90, 120, 240]))
+    start = paris(TUESDAY, 0) + timedelta(minutes=5 * rng.randint(0, 12 * 24))
+    window = {"start": start, "end": start + 2 * ONE_DAY}
+
+    expected = accepted_slots(lab, machine, duration, now=NOW, **window)
+
+    found = earliest_slots(machine=machine, duration=duration, limit=3, now=NOW, **window)
+    assert found == expected
 
 
 # --- The availability API --------------------------------------------------------------------
@@ -806,9 +857,9 @@ def test_search_slots_of_several_machines_cost_the_same_queries_as_one(printers,
     assert set(found) == {m.pk for m in machines}
 
 
-def test_a_search_reads_a_stretch_of_the_window_at_a_time_doubling_it_each_round(printers, day):
-    """Nothing free for a month: the search reads days 1, 2–3, 4–7, 8–15 and 16–31,
-    one query each, after the calendars; never a query per machine or per booking."""
+def test_a_month_with_nothing_free_costs_the_calendars_and_one_query_of_gaps(printers, day):
+    """Maintenance all month: one query finds no gap on any machine; never a query
+    per machine, per day or per booking."""
     lab = printers["lab"]
     machines = [printers[name] for name in "abc"]
     for machine in machines:
@@ -827,7 +878,95 @@ def test_a_search_reads_a_stretch_of_the_window_at_a_time_doubling_it_each_round
         )
 
     assert found == {m.pk: [] for m in machines}
-    assert len(queries) == 1 + 5
+    assert len(queries) == 2
+
+
+def _hour_gaps_off_the_grid(lab, machine, day):
+    """`day` (open 08:00–18:00) booked so that its free time is five gaps of exactly
+    an hour, each starting at half past: long enough for an hour, yet off an hourly
+    grid."""
+    busy = [(8, 0, 8, 30), (9, 30, 10, 30), (11, 30, 12, 30), (13, 30, 14, 30)]
+    busy += [(15, 30, 16, 30), (17, 30, 18, 0)]
+    for h1, m1, h2, m2 in busy:
+        make_booking(machine, lab.a.org, lab.a.org_member, paris(day, h1, m1), paris(day, h2, m2))
+
+
+def test_gaps_that_hold_no_slot_make_the_search_look_further_for_that_machine_only(lab):
+    """On PostgreSQL a round reads each machine's first gaps long enough for a slot,
+    as many as slots are wanted; a gap may still hold none, off the grid here. Then
+    the machine short of slots is read again after its last gap, with four times as
+    many rows, then every gap: four days of 20 such gaps take three rounds, and the
+    slots are those of the fifth day. The free machine is read once."""
+    set_hours(lab.a.platform, (time(8), time(18)))
+    hourly, free = lab.a.machine, factories.MachineFactory(platform=lab.a.platform)
+    set_policy(hourly, granularity_minutes=60)
+    set_policy(free, granularity_minutes=60)
+    for n in range(4):
+        _hour_gaps_off_the_grid(lab, hourly, TUESDAY + n * ONE_DAY)
+    window = {"start": paris(TUESDAY, 0), "end": paris(TUESDAY + 7 * ONE_DAY, 0)}
+
+    with CaptureQueriesContext(connection) as queries:
+        found = search_slots(
+            machines=[hourly, free], duration=timedelta(hours=1), limit=3, now=NOW, **window
+        )
+
+    saturday = TUESDAY + 4 * ONE_DAY
+    assert local(found[hourly.pk], saturday) == [
+        ("08:00", "09:00"),
+        ("09:00", "10:00"),
+        ("10:00", "11:00"),
+    ]
+    assert local(found[free.pk], TUESDAY) == [
+        ("08:00", "09:00"),
+        ("09:00", "10:00"),
+        ("10:00", "11:00"),
+    ]
+    gap_queries = [q["sql"] for q in queries.captured_queries[1:]]
+    if connection.vendor == "postgresql":
+        assert len(gap_queries) == 3
+        assert all(f"[{hourly.pk}]" in sql and f"{free.pk}]" not in sql for sql in gap_queries[1:])
+    else:
+        assert len(gap_queries) == 1  # every busy period of the window, at once
+    assert found[hourly.pk] == earliest_slots(
+        machine=hourly, duration=timedelta(hours=1), limit=3, now=NOW, **window
+    )
+
+
+def test_a_search_across_platforms_finds_each_machines_own_slots(lab):
+    """The find page searches every platform: each machine keeps its platform's
+    hours and time zone, as if searched alone. Montréal's machine is free in the
+    evening only (18:00–22:00, 23:00–03:00 UTC), when Paris (08:00–18:00) is closed."""
+    montreal = lab.b.platform
+    montreal.timezone = "America/Montreal"
+    montreal.save()
+    set_hours(lab.a.platform, (time(8), time(18)))
+    set_hours(montreal, (time(18), time(22)))
+    paris_machine = lab.a.machine
+    montreal_machine = factories.MachineFactory(platform=montreal)
+    evening = datetime.combine(TUESDAY, time(18), tzinfo=montreal.tzinfo)
+    make_booking(
+        montreal_machine, lab.b.org, lab.b.org_member, evening, evening + timedelta(hours=1)
+    )
+    for n in range(-1, 2):  # and from each evening's 22:00 to the next one's 18:00
+        closing = datetime.combine(TUESDAY + n * ONE_DAY, time(22), tzinfo=montreal.tzinfo)
+        make_booking(
+            montreal_machine, lab.b.org, lab.b.org_member, closing, closing + timedelta(hours=20)
+        )
+    make_booking(paris_machine, lab.a.org, lab.a.org_member, paris(TUESDAY, 8), paris(TUESDAY, 17))
+    machines = [paris_machine, montreal_machine]
+    query = {"duration": timedelta(hours=2), "limit": 3, "now": NOW}
+    window = {"start": paris(TUESDAY, 0), "end": paris(TUESDAY + 3 * ONE_DAY, 0)}
+
+    found = search_slots(machines=machines, **query, **window)
+
+    assert found == {m.pk: earliest_slots(machine=m, **query, **window) for m in machines}
+    in_montreal = [s.astimezone(montreal.tzinfo) for s, _e in found[montreal_machine.pk]]
+    assert [f"{s:%a %H:%M}" for s in in_montreal] == ["Mon 18:00", "Mon 20:00", "Tue 19:00"]
+    assert local(found[paris_machine.pk], TUESDAY) == [
+        ("+1 08:00", "+1 10:00"),
+        ("+1 10:00", "+1 12:00"),
+        ("+1 12:00", "+1 14:00"),
+    ]
 
 
 # --- Suggestions in a 409 -------------------------------------------------------------------------
