@@ -3,7 +3,8 @@ from django.contrib.postgres.fields import DateTimeRangeField
 from django.core.exceptions import ValidationError
 from django.db import connection, models
 from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -36,11 +37,22 @@ class BookingQuerySet(models.QuerySet):
         meets [start, end). On PostgreSQL as a range overlap, which the exclusion
         constraint's GiST index answers; `start < end` alone made it read every
         earlier booking of the machines."""
-        active = self.active().filter(machine_id__in=machine_ids)
         if connection.vendor == "postgresql":
-            return active.alias(held=HeldPeriod()).filter(
-                held__overlap=DateTimeTZRange(start, end, "[)")
+            # The ids as bigints: btree_gist compares a machine id with a bigint only,
+            # and `machine_id IN (3)` writes an int4. The GiST index then answered
+            # the period alone, every machine's bookings in it, and a create's
+            # conflict check took 2.9 ms instead of 0.05 (bench/booking.py).
+            machines = Q.create(
+                [("machine_id", Cast(Value(pk), models.BigIntegerField())) for pk in machine_ids],
+                connector=Q.OR,
             )
+            return (
+                self.active()
+                .filter(machines)
+                .alias(held=HeldPeriod())
+                .filter(held__overlap=DateTimeTZRange(start, end, "[)"))
+            )
+        active = self.active().filter(machine_id__in=machine_ids)
         return active.filter(start__lt=end, blocked_until__gt=start)
 
     def visible_to(self, user) -> "BookingQuerySet":

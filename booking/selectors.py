@@ -1,13 +1,12 @@
 """Reads that need thought: when machines are free, and the earliest slots a
 booking could take.
 
-Everything is computed in Python on intervals loaded at once: a window of one
-machine, or of all the machines of a type on a platform, costs a fixed number of
-queries (opening hours, closures, maintenance windows, bookings), however many
-bookings or machines there are. On PostgreSQL, the search asks the database for
-each machine's first few gaps where a slot could fit (_GAPS_SQL); elsewhere
-Python finds the gaps between the busy periods, read in one query (_held). All
-instants are aware, in UTC.
+Computed in Python on intervals loaded by a fixed number of queries (opening
+hours with closures, then maintenance windows and bookings), however many
+bookings or machines a window holds. On PostgreSQL, the search asks the database
+for each machine's first few gaps where a slot could fit (_GAPS_SQL: one query,
+three at most); elsewhere Python finds the gaps between the busy periods, read
+in one query (_held). All instants are aware, in UTC.
 
 What "free" means, and the buffer
 ---------------------------------
@@ -382,9 +381,11 @@ def _merged_by_machine(held: dict[int, list[tuple]]) -> dict[int, list[Interval]
 # (bench/booking.py). Maintenance windows follow: few, and subtracted in Python.
 _GAPS_SQL = """
 WITH m AS MATERIALIZED (
-    SELECT id, free_from, until, need
-    FROM json_to_recordset(%(looks)s::json)
-             AS bounds(ids bigint[], free_from timestamptz, until timestamptz, need interval),
+    SELECT id, free_from, until, need, starts
+    FROM json_to_recordset(%(looks)s::json) AS bounds(
+             ids bigint[], free_from timestamptz, until timestamptz, need interval,
+             starts tstzmultirange
+         ),
          unnest(bounds.ids) AS id
 )
 SELECT m.id, g.free_from, g.free_until, 'gap'
@@ -407,7 +408,11 @@ FROM m CROSS JOIN LATERAL (
         ) AS b
     ) AS g
     WHERE g.free_until - g.free_from >= m.need
-      AND tstzrange(g.free_from, g.free_until - m.need, '[]') && %(starts)s::tstzmultirange
+      -- greatest(): SQL may test this before the length, and a range must not end
+      -- before it starts
+      AND tstzrange(g.free_from, greatest(g.free_from, g.free_until - m.need), '[]')
+          && m.starts
+    ORDER BY g.free_until  -- the order the rows come in: no sort, but said
     LIMIT %(rows)s
 ) AS g
 UNION ALL
@@ -434,14 +439,14 @@ class _Look:
 
 
 def _free_gaps(
-    looks: list[_Look], duration: timedelta, starts: list[Interval], rows: int | None
+    looks: list[_Look], starts: dict[int, list[Interval]], rows: int | None
 ) -> tuple[dict[int, list[Interval]], dict[int, datetime]]:
     """Each machine's free gaps, sorted, from its look's `first` until its
     `until`, maintenance subtracted. On PostgreSQL only the first `rows` gaps
-    (all when None) long enough for `duration` and the machine's buffer in which
-    a slot could start in `starts` (closed intervals); then also, for each
-    machine whose gaps were cut at `rows`, where the next gaps would be looked
-    for. Elsewhere every gap, from every busy period. One query."""
+    (all when None) long enough for a slot and the machine's buffer in which a
+    slot could start (`starts`, closed intervals, by platform id); then also, for
+    each machine whose gaps were cut at `rows`, where the next gaps would be
+    looked for. Elsewhere every gap, from every busy period. One query."""
     if connection.vendor != "postgresql":
         machines = [look.machine for look in looks]
         frm, until = min(lk.first for lk in looks), max(lk.until for lk in looks)
@@ -449,29 +454,26 @@ def _free_gaps(
         return {
             lk.machine.pk: _subtract([(lk.first, lk.until)], busy[lk.machine.pk]) for lk in looks
         }, {}
-    from psycopg.types.multirange import Multirange
-    from psycopg.types.range import Range
-
     # As one JSON text, the machines that share their bounds together: psycopg took
     # ~10 µs to write each date-time of a list, and most machines share them.
     bounds: dict[tuple, list[int]] = defaultdict(list)
     for lk in looks:
-        bounds[lk.first, lk.until, lk.need].append(lk.machine.pk)
+        bounds[lk.first, lk.until, lk.need, lk.machine.platform_id].append(lk.machine.pk)
+    multiranges = {
+        pk: "{" + ",".join(f"[{s.isoformat()},{e.isoformat()}]" for s, e in intervals) + "}"
+        for pk, intervals in starts.items()
+    }
     machines = [
         {
             "ids": ids,
             "free_from": first.isoformat(),
             "until": until.isoformat(),
             "need": f"{need.total_seconds()} seconds",
+            "starts": multiranges[platform_id],
         }
-        for (first, until, need), ids in bounds.items()
+        for (first, until, need, platform_id), ids in bounds.items()
     ]
-    params = {
-        "looks": json.dumps(machines),
-        "active": list(Booking.ACTIVE_STATUSES),
-        "starts": Multirange([Range(s, e, "[]") for s, e in starts]),
-        "rows": rows,
-    }
+    params = {"looks": json.dumps(machines), "active": list(Booking.ACTIVE_STATUSES), "rows": rows}
     with connection.cursor() as cursor:
         cursor.execute(_GAPS_SQL, params)
         found = cursor.fetchall()
@@ -735,15 +737,13 @@ def search_slots(
     if not looks:
         return found
     calendars = _calendars([look.machine for look in looks], start, max(lk.until for lk in looks))
-    # Where a slot could start, on any of the platforms: the database skips other gaps.
-    starts = _merged(
-        interval
-        for calendar in calendars.values()
-        for interval in calendar.possible_starts(duration, start, end)
-    )
+    # Where a slot could start, by platform: the database skips the other gaps.
+    starts = {
+        pk: calendar.possible_starts(duration, start, end) for pk, calendar in calendars.items()
+    }
     for per_slot in ROUNDS:
         rows = per_slot and per_slot * max(look.limit for look in looks)
-        gaps, cut = _free_gaps(looks, duration, starts, rows)
+        gaps, cut = _free_gaps(looks, starts, rows)
         again = []
         for look in looks:
             pk = look.machine.pk
