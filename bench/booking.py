@@ -485,6 +485,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a scaled-down run, in seconds")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (2-4)")
+    parser.add_argument(
+        "--only", choices=("http", "search", "month"), help="run one of the three measures"
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
@@ -505,12 +508,15 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     ctx = seed(scale)
     print(f"Seeded in {time.perf_counter() - t0:.1f} s ({'quick' if args.quick else 'full'} run)")
-    bench_search(ctx, count, budget)
-    bench_month(ctx, count, budget)
-    from django.db import connections
+    if args.only in (None, "search"):
+        bench_search(ctx, count, budget)
+    if args.only in (None, "month"):
+        bench_month(ctx, count, budget)
+    if args.only in (None, "http"):
+        from django.db import connections
 
-    connections.close_all()
-    bench_http(ctx, seconds, args.workers)
+        connections.close_all()
+        bench_http(ctx, seconds, args.workers)
 
 
 if __name__ == "__main__":

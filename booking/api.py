@@ -106,6 +106,13 @@ class BookingFilter(IdFilterSet):
 def organization_for(user, machine: Machine, organization_id: int | None) -> Organization:
     """The organization a booking is for: one the user belongs to, or, for
     the platform's staff, any organization that books there."""
+    if organization_id is None:
+        mine = list(Organization.objects.visible_to(user)[:2])
+        if len(mine) != 1:
+            raise serializers.ValidationError(
+                {"organization": ["Say which organization the booking is for."]}
+            )
+        return mine[0]
     candidates = Organization.objects.filter(
         pk__in=Organization.objects.visible_to(user).values("pk")
     ) | Organization.objects.filter(
@@ -113,17 +120,10 @@ def organization_for(user, machine: Machine, organization_id: int | None) -> Org
             pk=machine.platform_id
         )
     )
-    if organization_id is not None:
-        found = candidates.filter(pk=organization_id).first()
-        if found is None:
-            raise serializers.ValidationError({"organization": ["No such organization."]})
-        return found
-    mine = list(Organization.objects.visible_to(user)[:2])
-    if len(mine) != 1:
-        raise serializers.ValidationError(
-            {"organization": ["Say which organization the booking is for."]}
-        )
-    return mine[0]
+    found = candidates.filter(pk=organization_id).first()
+    if found is None:
+        raise serializers.ValidationError({"organization": ["No such organization."]})
+    return found
 
 
 class BookingViewSet(

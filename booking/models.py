@@ -1,26 +1,13 @@
 from django.conf import settings
-from django.contrib.postgres.fields import DateTimeRangeField
 from django.core.exceptions import ValidationError
-from django.db import connection, models
-from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
-from django.db.models import F, Q, Value
-from django.db.models.functions import Cast
+from django.db import models
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from core.models import Organization
 from core.validators import validate_single_line
 from equipment.models import Machine, Platform
-
-
-class HeldPeriod(models.Func):
-    """tstzrange(start, blocked_until, '[)'), written exactly as in the exclusion
-    constraint (migration 0002) so that PostgreSQL uses its index. PostgreSQL only."""
-
-    template = "tstzrange(%(expressions)s, '[)')"
-
-    def __init__(self):
-        super().__init__(F("start"), F("blocked_until"), output_field=DateTimeRangeField())
 
 
 class BookingQuerySet(models.QuerySet):
@@ -34,24 +21,9 @@ class BookingQuerySet(models.QuerySet):
 
     def holding(self, machine_ids: list[int], start, end) -> "BookingQuerySet":
         """Active bookings of these machines whose held period [start, blocked_until)
-        meets [start, end). On PostgreSQL as a range overlap, which the exclusion
-        constraint's GiST index answers; `start < end` alone made it read every
-        earlier booking of the machines."""
-        if connection.vendor == "postgresql":
-            # The ids as bigints: btree_gist compares a machine id with a bigint only,
-            # and `machine_id IN (3)` writes an int4. The GiST index then answered
-            # the period alone, every machine's bookings in it, and a create's
-            # conflict check took 2.9 ms instead of 0.05 (bench/booking.py).
-            machines = Q.create(
-                [("machine_id", Cast(Value(pk), models.BigIntegerField())) for pk in machine_ids],
-                connector=Q.OR,
-            )
-            return (
-                self.active()
-                .filter(machines)
-                .alias(held=HeldPeriod())
-                .filter(held__overlap=DateTimeTZRange(start, end, "[)"))
-            )
+        meets [start, end). The conflict check and the availability reads use
+        booking.selectors.held_periods(), which PostgreSQL answers from the exclusion
+        constraint's index."""
         active = self.active().filter(machine_id__in=machine_ids)
         return active.filter(start__lt=end, blocked_until__gt=start)
 

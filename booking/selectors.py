@@ -6,7 +6,7 @@ hours with closures, then maintenance windows and bookings), however many
 bookings or machines a window holds. On PostgreSQL, the search asks the database
 for each machine's first few gaps where a slot could fit (_GAPS_SQL: one query,
 three at most); elsewhere Python finds the gaps between the busy periods, read
-in one query (_held). All instants are aware, in UTC.
+in one query (held_periods). All instants are aware, in UTC.
 
 What "free" means, and the buffer
 ---------------------------------
@@ -306,42 +306,50 @@ def platform_calendars(
     }
 
 
-# _held() on PostgreSQL: the query Booking.objects.holding() and the maintenance
+# held_periods() on PostgreSQL: the query Booking.objects.holding() and the maintenance
 # windows make, written out: building it and reading its rows through the ORM cost
-# more than running it, for a machine's busy month (bench/booking.py).
-# The machines as a joined set: `= ANY(array)` compared every row with each of them.
+# more than running it, for a machine's busy month and for each booking's conflict
+# check (bench/booking.py). The machines as a joined set: `= ANY(array)` compared
+# every row with each of them. The period as a range, written as in the exclusion
+# constraint (migration booking/0002), and the ids as bigints, which btree_gist
+# needs: PostgreSQL then finds a machine's period in that constraint's GiST index.
 _HELD_SQL = """
 SELECT machine_id, start, blocked_until AS "end", 'booking' AS kind FROM booking_booking
-WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[])) AND status = ANY(%(active)s)
+WHERE {machines} AND status = ANY(%(active)s)
   AND id IS DISTINCT FROM %(ignoring)s
   AND tstzrange(start, blocked_until, '[)') && tstzrange(%(start)s, %(end)s, '[)')
 UNION ALL
 SELECT machine_id, start, "end", 'maintenance' FROM equipment_maintenancewindow
-WHERE machine_id IN (SELECT unnest(%(machines)s::bigint[]))
-  AND start < %(end)s AND "end" > %(start)s
+WHERE {machines} AND start < %(end)s AND "end" > %(start)s
 """
+# One machine (every conflict check) is named alone: with a set, the planner may
+# join it after reading the period's bookings of every machine.
+_HELD_MACHINE = "machine_id = (%(machines)s::bigint[])[1]"
+_HELD_MACHINES = "machine_id IN (SELECT unnest(%(machines)s::bigint[]))"
 
 
-def _held_params(machines: list[Machine], start, end, ignoring: Booking | None) -> dict:
-    return {
-        "machines": [m.pk for m in machines],
-        "active": list(Booking.ACTIVE_STATUSES),
-        "ignoring": ignoring.pk if ignoring is not None else None,
-        "start": start,
-        "end": end,
-    }
-
-
-def _held(
-    machines: list[Machine], start: datetime, end: datetime, ignoring: Booking | None
+def held_periods(
+    machines: list[Machine], start: datetime, end: datetime, ignoring: Booking | None = None
 ) -> dict[int, list[tuple[datetime, datetime, str]]]:
     """What holds the machines during [start, end), by machine: active bookings
-    until their `blocked_until`, and maintenance windows. One query."""
+    until their `blocked_until` (but `ignoring`, a booking being moved), and
+    maintenance windows, as (start, end, "booking" or "maintenance"). One query:
+    the conflict check of every booking write, and the availability reads."""
     machine_ids = [m.pk for m in machines]
     held: dict[int, list] = {pk: [] for pk in machine_ids}
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(_HELD_SQL, _held_params(machines, start, end, ignoring))
+            which = _HELD_MACHINE if len(machine_ids) == 1 else _HELD_MACHINES
+            cursor.execute(
+                _HELD_SQL.format(machines=which),
+                {
+                    "machines": machine_ids,
+                    "active": list(Booking.ACTIVE_STATUSES),
+                    "ignoring": ignoring.pk if ignoring is not None else None,
+                    "start": start,
+                    "end": end,
+                },
+            )
             for machine_id, s, e, kind in cursor.fetchall():
                 held[machine_id].append((s, e, kind))
         return held
@@ -365,7 +373,7 @@ def _held(
 
 
 def _merged_by_machine(held: dict[int, list[tuple]]) -> dict[int, list[Interval]]:
-    """What _held() answers, as each machine's merged busy periods."""
+    """What held_periods() answers, as each machine's merged busy periods."""
     return {pk: _merged((s, e) for s, e, _kind in periods) for pk, periods in held.items()}
 
 
@@ -450,7 +458,7 @@ def _free_gaps(
     if connection.vendor != "postgresql":
         machines = [look.machine for look in looks]
         frm, until = min(lk.first for lk in looks), max(lk.until for lk in looks)
-        busy = _merged_by_machine(_held(machines, frm, until, None))
+        busy = _merged_by_machine(held_periods(machines, frm, until, None))
         return {
             lk.machine.pk: _subtract([(lk.first, lk.until)], busy[lk.machine.pk]) for lk in looks
         }, {}
@@ -521,7 +529,7 @@ class _Machinery:
     ) -> "_Machinery":
         """Busy periods meeting [start, end), and the calendars around those days
         (two queries); `ignoring`: a booking being moved, which is not in its own way."""
-        held = _held(machines, start, end, ignoring)
+        held = held_periods(machines, start, end, ignoring)
         return cls(_calendars(machines, start, end), _merged_by_machine(held), held)
 
     def clash(self, machine: Machine, start: datetime, held_until: datetime) -> Interval | None:
@@ -691,7 +699,7 @@ def free_intervals(*, machine: Machine, start: datetime, end: datetime) -> list[
     if end <= start or not machine.is_active:
         return []
     calendar = _calendars([machine], start, end)[machine.platform_id]
-    busy = _merged_by_machine(_held([machine], start, end, None))[machine.pk]
+    busy = _merged_by_machine(held_periods([machine], start, end, None))[machine.pk]
     return _subtract(calendar.open_intervals(start, end), busy)
 
 

@@ -4,8 +4,7 @@ these, so a booking rule lives here and in booking/rules.py only."""
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from django.db import IntegrityError, transaction
-from django.db.models import Value
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -14,13 +13,13 @@ from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries, Quota
 from booking.refusals import record_rejection, records_refusals, records_series_refusals
 from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems, standing
-from booking.selectors import conflict_suggestions
+from booking.selectors import conflict_suggestions, held_periods
 from core.audit import record
 from core.errors import Conflict, Forbidden
 from core.models import Membership, Organization, User
 from core.writes import delete_recorded, save_changes, save_new
 from equipment import permissions as perms
-from equipment.models import Machine, MaintenanceWindow, PlatformStaff
+from equipment.models import Machine, PlatformStaff
 from equipment.services import stay_on_platform
 
 EXCLUSION_VIOLATION = "23P01"  # PostgreSQL's sqlstate for a broken exclusion constraint
@@ -32,17 +31,7 @@ def clashes(
     """What holds any part of [start, blocked_until) on `machine`: active bookings
     (with their buffers; `ignoring` one being moved) and maintenance windows, in one
     query. Anonymous on purpose: the answer goes to people of other SMEs too."""
-    bookings = Booking.objects.overlapping(machine.pk, start, blocked_until)
-    if ignoring is not None:
-        bookings = bookings.exclude(pk=ignoring.pk)
-    maintenance = MaintenanceWindow.objects.filter(
-        machine=machine, start__lt=blocked_until, end__gt=start
-    )
-    held = (
-        bookings.order_by()
-        .values_list("start", "blocked_until", Value("booking"))
-        .union(maintenance.order_by().values_list("start", "end", Value("maintenance")), all=True)
-    )
+    held = held_periods([machine], start, blocked_until, ignoring)[machine.pk]
     return [{"start": s, "end": e, "kind": kind} for s, e, kind in sorted(held)]
 
 
@@ -83,8 +72,13 @@ def _lock_machine(machine: Machine) -> None:
     clashing inserts wait on each other inside PostgreSQL's exclusion constraint
     and can deadlock. The constraint stays as the guarantee; SQLite's IMMEDIATE
     transactions already run one at a time. FOR NO KEY UPDATE: rows that merely
-    refer to the machine (a maintenance window) are not held up."""
-    list(Machine.objects.select_for_update(no_key=True).filter(pk=machine.pk).values_list("pk"))
+    refer to the machine (a maintenance window) are not held up. Plain SQL: the
+    ORM's locking query cost a millisecond of Python per booking."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM equipment_machine WHERE id = %s FOR NO KEY UPDATE", [machine.pk]
+            )
 
 
 def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:

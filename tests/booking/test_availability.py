@@ -1106,11 +1106,12 @@ def test_a_conflict_raised_without_suggestions_keeps_its_old_shape():
 def test_the_conflict_check_finds_a_machines_period_in_the_exclusion_constraints_index(lab):
     """The GiST index holds (machine, period): the check must look both up in it,
     not every machine's bookings in the period (btree_gist compares bigints only)."""
-    query = Booking.objects.overlapping(lab.a.machine.pk, paris(TUESDAY, 9), paris(TUESDAY, 10))
-    sql, params = query.query.sql_with_params()
+    with CaptureQueriesContext(connection) as check:
+        clashes(machine=lab.a.machine, start=paris(TUESDAY, 9), blocked_until=paris(TUESDAY, 10))
+    (query,) = check.captured_queries  # as sent: the values written in
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # a test database is tiny
-        cursor.execute("EXPLAIN " + sql, params)
+        cursor.execute("EXPLAIN " + query["sql"])
         plan = "\n".join(row[0] for row in cursor.fetchall())
 
     index_scan = plan.split("booking_no_overlap", 1)[1].split("\n")[1]

@@ -127,3 +127,61 @@ def test_a_foreign_organization_cannot_be_named_in_a_quota(api, lab):
 
     assert response.status_code == 400
     assert "organization" in response.json()["error"]["details"]["fields"]
+
+
+def test_a_booking_may_fill_the_quota_to_the_minute_and_not_beyond(api, lab):
+    Quota.objects.create(platform=lab.a.platform, period="week", max_hours=3)
+    tuesday = next_weekday(1)
+    make_booking(lab.a.machine, lab.a.org, lab.a.org_member, at(tuesday, 9), at(tuesday, 11))
+    client = api.as_user(lab.a.org_member)
+
+    filling = book(client, lab.a.machine, at(tuesday, 14), at(tuesday, 15))
+    beyond = book(client, lab.a.machine, at(tuesday, 16), at(tuesday, 16, 30))
+
+    assert filling.status_code == 201, filling.content
+    assert beyond.status_code == 400, beyond.content
+
+
+def test_a_monthly_quota_counts_the_bookings_that_start_in_the_local_month(api, lab):
+    """Paris is one or two hours ahead of UTC: a booking at 00:30 on the 1st is the
+    new month's, though it starts on the last day of the old one in UTC."""
+    Quota.objects.create(platform=lab.a.platform, period="month", max_hours=2)
+    first = next_weekday(0, weeks_ahead=0) + timedelta(days=1)
+    while first.day != 1 or first.weekday() > 4:  # a weekday: the lab opens then
+        first += timedelta(days=1)  # within 69 days, the booking horizon being 90
+    make_booking(
+        lab.a.machine, lab.a.org, lab.a.org_member, at(first, 0, 30), at(first, 1, 30)
+    )  # the new month's first hour
+    make_booking(
+        lab.a.machine,
+        lab.a.org,
+        lab.a.org_member,
+        at(first, 0) - timedelta(hours=2),
+        at(first, 0) - timedelta(hours=1),
+    )  # fmt: skip  (the old month's)
+    client = api.as_user(lab.a.org_member)
+
+    second_hour = book(client, lab.a.machine, at(first, 9), at(first, 10))
+    third_hour = book(client, lab.a.machine, at(first, 11), at(first, 12))
+
+    assert second_hour.status_code == 201, second_hour.content
+    assert [p["code"] for p in third_hour.json()["error"]["details"]["problems"]] == [
+        "quota_exceeded"
+    ]
+
+
+def test_every_quota_that_applies_is_checked_and_reported(api, lab):
+    Quota.objects.create(platform=lab.a.platform, period="week", max_hours=1)
+    Quota.objects.create(
+        platform=lab.a.platform, organization=lab.a.org, period="month", max_hours=1
+    )
+    Quota.objects.create(
+        platform=lab.a.platform, organization=lab.b.org, period="week", max_hours=100
+    )  # fmt: skip  (another SME's)
+    tuesday = next_weekday(1)
+
+    response = book(api.as_user(lab.a.org_member), lab.a.machine, at(tuesday, 9), at(tuesday, 11))
+
+    messages = [p["message"] for p in response.json()["error"]["details"]["problems"]]
+    assert len(messages) == 2
+    assert "1 hours per month" in messages[0] and "1 hours per week" in messages[1]
