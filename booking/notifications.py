@@ -3,9 +3,12 @@ in step with the feeds (same UID, STATUS and SEQUENCE: booking/calendar.py).
 
 Services call one `notify_…` per event from inside their transaction; nothing is
 rendered or sent there. The notice keeps a copy of the booking as it stands at that
-moment and goes out after the commit (`transaction.on_commit`): a rolled-back booking
-sends nothing, a slow mail server never holds the machine's lock, and a mail server
-that fails is logged without undoing the booking.
+moment and becomes a task, `deliver_notices` (django-tasks, settings.TASKS): a row
+written in the booking's own transaction with the database backend (production),
+which `manage.py db_worker` composes and sends; with the immediate backend
+(development, tests), it runs after the commit. Either way a rolled-back booking
+sends nothing, a slow mail server never holds the machine's lock nor the request,
+and a mail server that fails is logged without undoing the booking.
 
 Who hears about what (README, "Notifications"):
 
@@ -26,25 +29,28 @@ import logging
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from email.mime.text import MIMEText
 from email.utils import parseaddr
 from functools import partial
 
 from django.conf import settings
+from django.core import serializers
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
+from django_tasks import task
+from django_tasks_db import DatabaseBackend
 from icalendar import Calendar, Event, vCalAddress
 
 from booking.calendar import ICAL_STATUS, PRODID, booking_uid
 from booking.models import Booking, BookingSeries, EmailPreferences
-from core.models import Membership, User
-from equipment.models import PlatformStaff
+from core.models import Membership, Organization, User
+from equipment.models import Machine, PlatformStaff
 
 logger = logging.getLogger(__name__)
 
@@ -217,10 +223,57 @@ def _merged(notices: list[Notice]) -> list[Notice]:
 
 
 def _schedule(notices: list[Notice]) -> None:
-    if notices:
-        # robust: whatever goes wrong while sending is logged, never raised into the
-        # request whose booking has already been committed.
-        transaction.on_commit(partial(_deliver, notices), robust=True)
+    if not notices:
+        return
+    letters = [_as_json(notice) for notice in notices]
+    if isinstance(deliver_notices.get_backend(), DatabaseBackend):
+        # A stored task: it commits or rolls back with the booking.
+        deliver_notices.enqueue(letters)
+    else:
+        # A task run at once: only once the booking is committed. robust: whatever
+        # goes wrong is logged, never raised into the request that committed it.
+        transaction.on_commit(partial(deliver_notices.enqueue, letters), robust=True)
+
+
+@task()
+def deliver_notices(letters: list[dict]) -> None:
+    """Compose and send the emails of these notices (as _as_json() wrote them)."""
+    _deliver(_from_json(letters))
+
+
+def _as_json(notice: Notice) -> dict:
+    """A notice as a task's argument: plain JSON, its bookings as they stand now."""
+    return {
+        **{field.name: getattr(notice, field.name) for field in fields(Notice)},
+        "bookings": serializers.serialize("json", notice.bookings),
+        "previous": [moment.isoformat() for moment in notice.previous or ()],
+    }
+
+
+def _from_json(letters: list[dict]) -> list[Notice]:
+    """The notices again; every booking's machine, platform and organization read
+    in two queries, whatever the number of bookings."""
+    notices = [
+        Notice(
+            **{
+                **letter,
+                "bookings": tuple(
+                    found.object for found in serializers.deserialize("json", letter["bookings"])
+                ),
+                "previous": tuple(datetime.fromisoformat(m) for m in letter["previous"]) or None,
+            }
+        )
+        for letter in letters
+    ]
+    bookings = [booking for notice in notices for booking in notice.bookings]
+    machines = Machine.objects.select_related("platform").in_bulk(
+        {booking.machine_id for booking in bookings}
+    )
+    organizations = Organization.objects.in_bulk({booking.organization_id for booking in bookings})
+    for booking in bookings:
+        booking.machine = machines[booking.machine_id]
+        booking.organization = organizations[booking.organization_id]
+    return notices
 
 
 def _deliver(notices: list[Notice]) -> None:

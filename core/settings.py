@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "django_tasks",
+    "django_tasks_db",
     "core",
     "equipment",
     "booking",
@@ -203,6 +205,20 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "fabpool <no-reply@fabpool.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Background work --------------------------------------------------------------
+# Booking emails are composed and sent by a task (booking.notifications). In
+# development it runs at once, after the commit ("immediate"); in production the
+# task is a row written in the booking's own transaction, and `manage.py db_worker`
+# sends it ("database", README: "Background work").
+TASK_BACKENDS = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+FABPOOL_TASKS = os.environ.get("FABPOOL_TASKS", "database" if PRODUCTION else "immediate")
+if FABPOOL_TASKS not in TASK_BACKENDS:
+    raise ImproperlyConfigured("FABPOOL_TASKS must be 'immediate' or 'database'.")
+TASKS = {"default": {"BACKEND": TASK_BACKENDS[FABPOOL_TASKS]}}
 
 # --- Internationalisation -------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -21,7 +21,9 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar
 
 from booking import services
@@ -549,6 +551,90 @@ def test_with_real_commits_the_email_follows_the_api_call(lab, day, api, mailout
     assert response.status_code == 201
     (message,) = mailoutbox
     the_invitation(message, "REQUEST", Booking.objects.get(pk=response.json()["id"]))
+
+
+# --- From the database queue (production) ---------------------------------------------------
+
+
+@pytest.fixture
+def queued(settings):
+    """As in production: each email is a task stored with the booking, which
+    `manage.py db_worker` composes and sends."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def run_the_worker():
+    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_email_leaves_with_the_worker_and_only_once(lab, day, api, mailoutbox, queued):
+    response = api.as_user(lab.a.org_member).post(
+        "/api/v1/bookings/",
+        {
+            "machine": lab.a.machine.pk,
+            "start": at(day, 9).isoformat(),
+            "end": at(day, 11).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert mailoutbox == [] and DBTaskResult.objects.count() == 1
+
+    run_the_worker()
+    run_the_worker()
+
+    (message,) = mailoutbox
+    the_invitation(message, "REQUEST", Booking.objects.get(pk=response.json()["id"]))
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_email_tells_the_booking_as_it_was_when_it_happened(lab, day, mailoutbox, queued):
+    booking = book(lab, day)
+    services.cancel_booking(booking=booking, by=lab.a.manager, reason="Machine needed")
+
+    run_the_worker()
+
+    confirmed, cancelled = sorted(mailoutbox, key=lambda m: "cancelled" in m.subject.lower())
+    ((_method, calendar),) = invitations(confirmed)
+    event = calendar.walk("VEVENT")[0]
+    assert (str(event["STATUS"]), event["SEQUENCE"]) == ("CONFIRMED", 0)
+    assert "Machine needed" in cancelled.body
+    the_invitation(cancelled, "CANCEL", booking)
+
+
+def test_a_rolled_back_booking_leaves_no_email_in_the_queue(lab, day, queued):
+    with suppress(RuntimeError), transaction.atomic():
+        book(lab, day)
+        raise RuntimeError("something later in the same transaction failed")
+    assert not DBTaskResult.objects.exists()
+
+    book(lab, day)
+
+    assert DBTaskResult.objects.count() == 1
+
+
+@pytest.mark.parametrize("count", [2, 8])
+def test_the_worker_composes_a_series_email_in_queries_independent_of_its_size(
+    lab, day, mailoutbox, queued, count, django_assert_num_queries
+):
+    services.create_series(
+        machine=lab.a.machine,
+        organization=lab.a.org,
+        by=lab.a.org_member,
+        start=at(day, 9),
+        end=at(day, 10),
+        rule=f"FREQ=DAILY;COUNT={count}",
+    )
+    (stored,) = DBTaskResult.objects.all()
+
+    # Machines with their platforms, organizations, the booker (who acted) with
+    # their preferences, and whether the booker is a member of the organization.
+    with django_assert_num_queries(4):
+        stored.task.call(*stored.task_result.args, **stored.task_result.kwargs)
+
+    (message,) = mailoutbox
+    assert len(invitations(message)) == count
 
 
 # --- Preferences -------------------------------------------------------------------------------
