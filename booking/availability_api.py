@@ -111,8 +111,17 @@ def _as_text(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _intervals(intervals) -> list[dict]:
-    return [{"start": _as_text(start), "end": _as_text(end)} for start, end in intervals]
+def _intervals(intervals, texts: dict[datetime, str] | None = None) -> list[dict]:
+    """`texts`: date-times already written, shared by a search's machines, whose
+    slots mostly start and end at the same few moments of the grid."""
+    texts = {} if texts is None else texts
+
+    def text(moment: datetime) -> str:
+        if moment not in texts:
+            texts[moment] = _as_text(moment)
+        return texts[moment]
+
+    return [{"start": text(start), "end": text(end)} for start, end in intervals]
 
 
 # --- Views ----------------------------------------------------------------------------------
@@ -208,8 +217,9 @@ class AvailabilitySearchView(_OneObject):
         )
         # Stable: machines without a slot keep their name order, last.
         machines.sort(key=lambda m: (not slots[m.pk], slots[m.pk][0][0] if slots[m.pk] else 0))
+        texts: dict[datetime, str] = {}
         results = [
-            {"machine": m.pk, "machine_name": m.name, "slots": _intervals(slots[m.pk])}
+            {"machine": m.pk, "machine_name": m.name, "slots": _intervals(slots[m.pk], texts)}
             for m in machines
         ]
         return Response({"results": results})  # as AvailabilitySearchSerializer documents it

@@ -33,6 +33,7 @@ SETTINGS_ENV = [
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
     "LOG_LEVEL",
+    "FABPOOL_TASKS",
 ]
 
 
@@ -104,6 +105,20 @@ def test_production_secures_cookies_https_and_hsts(tmp_path, load_settings):
     assert prod["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_PROTO", "https")
     assert prod["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert prod["ALLOWED_HOSTS"] == ["fabpool.example"]
+
+
+def test_production_queues_background_work_for_the_worker_and_development_runs_it_at_once(
+    tmp_path, load_settings
+):
+    prod = load_settings(**production_env(tmp_path))
+    dev = load_settings(FABPOOL_VAR_DIR=str(tmp_path))
+    dev_queued = load_settings(FABPOOL_VAR_DIR=str(tmp_path), FABPOOL_TASKS="database")
+
+    assert prod["TASKS"]["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
+    assert dev["TASKS"]["default"]["BACKEND"].endswith("ImmediateBackend")
+    assert dev_queued["TASKS"]["default"]["BACKEND"] == "django_tasks_db.DatabaseBackend"
+    with pytest.raises(ImproperlyConfigured, match="FABPOOL_TASKS"):
+        load_settings(FABPOOL_VAR_DIR=str(tmp_path), FABPOOL_TASKS="celery")
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path, load_settings):
