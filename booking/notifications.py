@@ -241,24 +241,47 @@ def deliver_notices(letters: list[dict]) -> None:
     _deliver(_from_json(letters))
 
 
+# What the emails and invitations read of a booking, kept in the queued task: no
+# notes or override reasons lingering in the queue, and a task queued before a
+# deploy that drops another field still reads back.
+NOTICE_BOOKING_FIELDS = [
+    "machine",
+    "organization",
+    "booked_by",
+    "start",
+    "end",
+    "status",
+    "title",
+    "sequence",
+    "late_cancellation",
+    "decision_note",
+]
+
+
 def _as_json(notice: Notice) -> dict:
-    """A notice as a task's argument: plain JSON, its bookings as they stand now."""
+    """A notice as a task's argument: plain JSON, its bookings as they stand now
+    (their machine, platform and organization are read when the email is sent)."""
     return {
         **{field.name: getattr(notice, field.name) for field in fields(Notice)},
-        "bookings": serializers.serialize("json", notice.bookings),
+        "bookings": serializers.serialize("json", notice.bookings, fields=NOTICE_BOOKING_FIELDS),
         "previous": [moment.isoformat() for moment in notice.previous or ()],
     }
 
 
 def _from_json(letters: list[dict]) -> list[Notice]:
     """The notices again; every booking's machine, platform and organization read
-    in two queries, whatever the number of bookings."""
+    in two queries, whatever the number of bookings. Keys and fields this version
+    does not know (a task queued before a deploy) are left out."""
+    names = {field.name for field in fields(Notice)}
     notices = [
         Notice(
             **{
-                **letter,
+                **{key: value for key, value in letter.items() if key in names},
                 "bookings": tuple(
-                    found.object for found in serializers.deserialize("json", letter["bookings"])
+                    found.object
+                    for found in serializers.deserialize(
+                        "json", letter["bookings"], ignorenonexistent=True
+                    )
                 ),
                 "previous": tuple(datetime.fromisoformat(m) for m in letter["previous"]) or None,
             }
@@ -277,8 +300,15 @@ def _from_json(letters: list[dict]) -> list[Notice]:
 
 
 def _deliver(notices: list[Notice]) -> None:
+    """Each notice on its own: one that cannot be composed (a broken translation)
+    is logged, and the others still go."""
     for notice in notices:
-        for message in _messages(notice):
+        try:
+            messages = _messages(notice)
+        except Exception:
+            logger.exception("Could not compose the %r email", notice.template)
+            continue
+        for message in messages:
             _send(message)
 
 

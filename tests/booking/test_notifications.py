@@ -14,6 +14,7 @@ Who hears about what:
 """
 
 import email
+import json
 import logging
 import re
 from contextlib import suppress
@@ -26,7 +27,7 @@ from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar
 
-from booking import services
+from booking import notifications, services
 from booking.calendar import PRODID, booking_uid
 from booking.models import Booking, EmailPreferences
 from booking.preferences import update_email_preferences
@@ -612,6 +613,52 @@ def test_a_rolled_back_booking_leaves_no_email_in_the_queue(lab, day, queued):
     book(lab, day)
 
     assert DBTaskResult.objects.count() == 1
+
+
+def test_a_queued_email_keeps_what_it_says_and_no_more(lab, day, queued):
+    book(lab, day, note="Door code 4711", title="Prototype")
+
+    stored = json.dumps(DBTaskResult.objects.get().args_kwargs)
+
+    assert "Prototype" in stored
+    assert "4711" not in stored
+
+
+def test_an_email_queued_before_a_deploy_is_still_sent(lab, day, mailoutbox, queued):
+    """A task written by an earlier version: a booking field and a notice key this
+    version no longer knows are left out."""
+    booking = book(lab, day)
+    task = DBTaskResult.objects.get()
+    (letter,) = task.args_kwargs["args"][0]
+    letter["retired_key"] = "x"
+    rows = json.loads(letter["bookings"])
+    rows[0]["fields"]["retired_field"] = 1
+    letter["bookings"] = json.dumps(rows)
+
+    notifications.deliver_notices.call([letter])
+
+    (message,) = mailoutbox
+    the_invitation(message, "REQUEST", booking)
+
+
+def test_a_notice_that_cannot_be_composed_does_not_hold_back_the_others(
+    lab, day, approval_machine, mailoutbox, queued, monkeypatch, caplog
+):
+    book(lab, day)  # the booker's "pending" email and the managers' approval request
+    (letters,) = DBTaskResult.objects.get().args_kwargs["args"]
+    compose = notifications._messages
+
+    def broken_for_managers(notice):
+        if notice.to_managers:
+            raise ValueError("a broken translation")
+        return compose(notice)
+
+    monkeypatch.setattr(notifications, "_messages", broken_for_managers)
+    with caplog.at_level(logging.ERROR, logger="booking.notifications"):
+        notifications.deliver_notices.call(letters)
+
+    assert recipients(mailoutbox) == ["member.a@sme.example"]
+    assert "Could not compose the 'approval_request' email" in caplog.text
 
 
 @pytest.mark.parametrize("count", [2, 8])
