@@ -58,6 +58,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from math import floor
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
@@ -789,12 +790,18 @@ class Table:
 REFUSAL_SUMS = ["refused_conflicts", "refused_rules", "rejected_by_manager", "refused_s"]
 
 
+# Rounded half up, as an accountant rounds, and by hand: round(x, n) rounds the
+# nearest binary float (94.535 h would become 94.53) and costs ~0.4 µs, and a year's
+# table of machines × months rounds 60,000 figures (bench/utilisation.py). Exact on
+# the quotients of whole seconds and counts (tests/booking/test_analytics.py).
 def _ratio(part: float, whole: float) -> float | None:
-    return round(part / whole, 4) if whole else None
+    """part / whole to 4 decimals; None when there is no whole."""
+    return floor(part / whole * 10000 + 0.5) / 10000 if whole else None
 
 
 def _hours(seconds: float) -> float:
-    return round(seconds / 3600, 2)
+    """Seconds as hours, to 2 decimals."""
+    return floor(seconds / 36 + 0.5) / 100
 
 
 CENT = Decimal("0.01")
@@ -805,29 +812,28 @@ def _metrics(
 ) -> dict:
     """The published metrics of one row, from its additive figures (`sums`: BOOKING_SUMS,
     `refused`: REFUSAL_SUMS, `available` seconds) and its lead time's quantiles in
-    seconds (LEAD_QUANTILES; none without bookings). Written out flat, and given its
-    figures as they come: a year's table has thousands of rows (bench/utilisation.py)."""
+    seconds (LEAD_QUANTILES; none without bookings). Given its figures as they come:
+    a year's table has thousands of rows (bench/utilisation.py)."""
     p50, p90 = lead_quantiles or (None, None)
     booked, used = sums["booked_s"], sums["used_s"]
     bookings, cancellations = sums["bookings"], sums["cancellations"]
     outcomes, no_shows, late = sums["outcomes"], sums["no_shows"], sums["late_cancellations"]
-    asked = bookings + cancellations
     return {
-        "available_hours": round(available / 3600, 2),
-        "booked_hours": round(booked / 3600, 2),
-        "used_hours": round(used / 3600, 2),
-        "utilisation_booked": round(booked / available, 4) if available else None,
-        "utilisation_used": round(used / available, 4) if available else None,
-        "share_of_booked_hours": round(booked / period_booked_s, 4) if period_booked_s else None,
+        "available_hours": _hours(available),
+        "booked_hours": _hours(booked),
+        "used_hours": _hours(used),
+        "utilisation_booked": _ratio(booked, available),
+        "utilisation_used": _ratio(used, available),
+        "share_of_booked_hours": _ratio(booked, period_booked_s),
         "bookings": int(bookings),
         "no_shows": int(no_shows),
-        "no_show_rate": round(no_shows / outcomes, 4) if outcomes else None,
+        "no_show_rate": _ratio(no_shows, outcomes),
         "cancellations": int(cancellations),
         "late_cancellations": int(late),
-        "late_cancellation_rate": round(late / asked, 4) if asked else None,
-        "lead_time_avg_hours": round(sums["lead_s"] / bookings / 3600, 2) if bookings else None,
-        "lead_time_p50_hours": None if p50 is None else round(p50 / 3600, 2),
-        "lead_time_p90_hours": None if p90 is None else round(p90 / 3600, 2),
+        "late_cancellation_rate": _ratio(late, bookings + cancellations),
+        "lead_time_avg_hours": _hours(sums["lead_s"] / bookings) if bookings else None,
+        "lead_time_p50_hours": None if p50 is None else _hours(p50),
+        "lead_time_p90_hours": None if p90 is None else _hours(p90),
         "lead_time_under_1d": int(sums["lead_0"]),
         "lead_time_1d_to_7d": int(sums["lead_1"]),
         "lead_time_7d_to_30d": int(sums["lead_2"]),
@@ -835,7 +841,7 @@ def _metrics(
         "refused_conflicts": int(refused["refused_conflicts"]),
         "refused_rules": int(refused["refused_rules"]),
         "rejected_by_manager": int(refused["rejected_by_manager"]),
-        "refused_hours": round(refused["refused_s"] / 3600, 2),
+        "refused_hours": _hours(refused["refused_s"]),
         # Money as text with its cents, in JSON as in CSV (never a binary float).
         "revenue": None if revenue is None else str(revenue.quantize(CENT)),
     }

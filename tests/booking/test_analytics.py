@@ -6,6 +6,8 @@ written as rows (make_booking): the metrics read what happened, not the rules.
 Times are Paris wall-clock times; periods are local days [start, end)."""
 
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
+from math import floor
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -412,3 +414,25 @@ def test_the_queries_over_bookings_read_one_snapshot(lab, monkeypatch):
 
     assert (before, after) == ([1.0, 1.0], [0.0, 0.0])
     assert during == before  # the snapshot taken before the change
+
+
+def test_hours_and_ratios_are_rounded_half_up_on_their_exact_values():
+    """Hours to 2 decimals, ratios to 4, as an accountant rounds (half up), from the
+    exact quotient: round() rounds the nearest binary float, and 340,326 s (94.535 h,
+    a tie) would become 94.53."""
+    assert analytics._hours(340_326) == 94.54
+    assert analytics._hours(5400) == 1.5
+    assert analytics._hours(0) == 0.0
+    assert analytics._ratio(1, 3) == 0.3333
+    assert analytics._ratio(2, 3) == 0.6667
+    assert analytics._ratio(1, 32) == 0.0313  # 0.03125, a tie
+    assert analytics._ratio(5, 0) is None
+
+    def half_up(exact: Fraction, digits: int) -> float:
+        return floor(exact * 10**digits + Fraction(1, 2)) / 10**digits
+
+    for seconds in range(0, 400_000, 7):
+        assert analytics._hours(seconds) == half_up(Fraction(seconds, 3600), 2), seconds
+    for whole in range(1, 300):
+        for part in range(whole + 1):
+            assert analytics._ratio(part, whole) == half_up(Fraction(part, whole), 4), (part, whole)
