@@ -97,9 +97,20 @@ class PlatformScopedQuerySet(models.QuerySet):
 
 class MachineQuerySet(PlatformScopedQuerySet):
     def visible_to(self, user):
-        # Staff also see their retired machines; members see the bookable ones.
-        staffed = Platform.objects.staffed_by(user)
-        return super().visible_to(user).filter(Q(is_active=True) | Q(platform__in=staffed))
+        """Every machine of the platforms where the user works, retired ones included;
+        the bookable machines of the platforms where one of their organizations may
+        book. (Platform.visible_to() and staffed_by() put together: two subqueries on
+        the platforms' ids rather than three, a machine's lookup on every booking write
+        and read compiles in two thirds of the time.)"""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self.all()
+        staffed = PlatformStaff.objects.filter(user=user).values("platform")
+        bookable = PlatformMembership.objects.filter(organization__memberships__user=user).values(
+            "platform"
+        )
+        return self.filter(Q(platform__in=staffed) | Q(is_active=True, platform__in=bookable))
 
 
 class MachineScopedQuerySet(models.QuerySet):
