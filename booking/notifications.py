@@ -8,7 +8,8 @@ written in the booking's own transaction with the database backend (production),
 which `manage.py db_worker` composes and sends; with the immediate backend
 (development, tests), it runs after the commit. Either way a rolled-back booking
 sends nothing, a slow mail server never holds the machine's lock nor the request,
-and a mail server that fails is logged without undoing the booking.
+and a mail server that fails is logged without undoing the booking (the worker tries
+its emails again later: SEND_AGAIN_AFTER).
 
 Who hears about what (README, "Notifications"):
 
@@ -30,7 +31,7 @@ import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.mime.text import MIMEText
 from email.utils import parseaddr
 from functools import partial
@@ -236,9 +237,37 @@ def _schedule(notices: list[Notice]) -> None:
 
 
 @task()
-def deliver_notices(letters: list[dict]) -> None:
-    """Compose and send the emails of these notices (as _as_json() wrote them)."""
-    _deliver(_from_json(letters))
+def deliver_notices(letters: list[dict], attempt: int = 0) -> None:
+    """Compose and send the emails of these notices (as _as_json() wrote them); a
+    letter's "only_to" names the addresses it still owes after an earlier attempt.
+    What the mail server did not take is tried again later (_send_later)."""
+    unsent = _deliver(_from_json(letters), [letter.get("only_to") for letter in letters])
+    _send_later(letters, unsent, attempt)
+
+
+# When an email the mail server did not take (down, refusing, timing out) is tried
+# again, after each failed attempt; then it is given up, and logged. Each time the
+# notice is composed again and sent to the addresses it still owes only.
+SEND_AGAIN_AFTER = (
+    timedelta(minutes=1),
+    timedelta(minutes=10),
+    timedelta(hours=1),
+    timedelta(hours=6),
+)
+
+
+def _send_later(letters: list[dict], unsent: list[list[str]], attempt: int) -> None:
+    owed = [{**letter, "only_to": to} for letter, to in zip(letters, unsent, strict=True) if to]
+    if not owed:
+        return
+    addresses = sorted({address for letter in owed for address in letter["only_to"]})
+    # The immediate backend (development) cannot defer a task: no second attempt.
+    if attempt >= len(SEND_AGAIN_AFTER) or not deliver_notices.get_backend().supports_defer:
+        logger.error("Gave up sending booking emails to %s", ", ".join(addresses))
+        return
+    when = timezone.now() + SEND_AGAIN_AFTER[attempt]
+    deliver_notices.using(run_after=when).enqueue(owed, attempt + 1)
+    logger.warning("Will try the booking emails to %s again at %s", ", ".join(addresses), when)
 
 
 # What the emails and invitations read of a booking, kept in the queued task: no
@@ -299,17 +328,22 @@ def _from_json(letters: list[dict]) -> list[Notice]:
     return notices
 
 
-def _deliver(notices: list[Notice]) -> None:
-    """Each notice on its own: one that cannot be composed (a broken translation)
-    is logged, and the others still go."""
-    for notice in notices:
+def _deliver(notices: list[Notice], only_to: list[list[str] | None]) -> list[list[str]]:
+    """Each notice on its own, to every recipient or to `only_to`'s addresses (per
+    notice): one that cannot be composed (a broken translation) is logged, and the
+    others still go. Answers, per notice, the addresses the mail server did not take."""
+    unsent: list[list[str]] = []
+    for notice, owed in zip(notices, only_to, strict=True):
+        unsent.append([])
         try:
             messages = _messages(notice)
         except Exception:
             logger.exception("Could not compose the %r email", notice.template)
             continue
-        for message in messages:
-            _send(message)
+        for message in messages:  # one recipient each
+            if (owed is None or message.to[0] in owed) and not _send(message):
+                unsent[-1] += message.to
+    return unsent
 
 
 def _send(message: EmailMultiAlternatives) -> bool:

@@ -17,13 +17,16 @@ import email
 import json
 import logging
 import re
+import smtplib
 from contextlib import suppress
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core.mail.backends import locmem
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar
 
@@ -535,6 +538,8 @@ def test_a_mail_server_that_fails_does_not_break_the_booking(lab, day, api, sett
     assert response.status_code == 201, response.content
     assert Booking.objects.get(pk=response.json()["id"]).status == "confirmed"
     assert any("Could not send" in record.getMessage() for record in caplog.records)
+    # Development's immediate backend cannot put a task off: no second attempt.
+    assert any("Gave up sending" in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -659,6 +664,89 @@ def test_a_notice_that_cannot_be_composed_does_not_hold_back_the_others(
 
     assert recipients(mailoutbox) == ["member.a@sme.example"]
     assert "Could not compose the 'approval_request' email" in caplog.text
+
+
+class RefusingBackend(locmem.EmailBackend):
+    """A mail server that refuses the addresses in `refused` (and delivers to the
+    test outbox the others)."""
+
+    refused: set[str] = set()
+
+    def send_messages(self, messages):
+        for message in messages:
+            if set(message.to) & self.refused:
+                raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"Mailbox busy")})
+        return super().send_messages(messages)
+
+
+@pytest.fixture
+def refusing(settings, monkeypatch):
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
+    monkeypatch.setattr(RefusingBackend, "refused", set())
+    return RefusingBackend.refused
+
+
+def make_due(task: DBTaskResult) -> None:
+    """As if its time had come."""
+    DBTaskResult.objects.filter(pk=task.pk).update(run_after=timezone.now())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_the_mail_server_refused_is_sent_again_later_to_that_recipient_only(
+    lab, day, approval_machine, mailoutbox, queued, refusing, caplog
+):
+    """The booker's "pending" email and the approval requests leave but one, which a
+    manager's mail server refused: composed and sent again a minute later, to them alone."""
+    refusing.add(lab.a.manager.email)
+    book(lab, day)
+
+    with caplog.at_level(logging.WARNING, logger="booking.notifications"):
+        before = timezone.now()
+        run_the_worker()
+
+    delivered = recipients(mailoutbox)
+    assert lab.a.org_member.email in delivered
+    assert lab.a.manager.email not in delivered
+    retry = DBTaskResult.objects.get(status="READY")
+    (owed,), attempt = retry.args_kwargs["args"]
+    assert (owed["only_to"], attempt) == ([lab.a.manager.email], 1)
+    assert before + timedelta(minutes=1) <= retry.run_after <= timezone.now() + timedelta(minutes=1)
+    assert f"Will try the booking emails to {lab.a.manager.email} again" in caplog.text
+
+    run_the_worker()  # not yet due
+    assert recipients(mailoutbox) == delivered
+
+    refusing.clear()
+    make_due(retry)
+    run_the_worker()
+
+    assert recipients(mailoutbox) == sorted([*delivered, lab.a.manager.email])
+    assert "approval" in only_message_to(mailoutbox, lab.a.manager.email).subject.lower()
+    assert not DBTaskResult.objects.filter(status="READY").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_refused_every_time_is_given_up_after_the_last_delay(
+    lab, day, mailoutbox, queued, refusing, caplog
+):
+    refusing.add(lab.a.org_member.email)
+    book(lab, day)
+
+    waits = []
+    for _delay in notifications.SEND_AGAIN_AFTER:
+        before = timezone.now()
+        run_the_worker()
+        retry = DBTaskResult.objects.get(status="READY")
+        waits.append(round((retry.run_after - before).total_seconds() / 60))
+        make_due(retry)
+    with caplog.at_level(logging.ERROR, logger="booking.notifications"):
+        run_the_worker()
+
+    assert waits == [1, 10, 60, 360]  # minutes
+    assert mailoutbox == []
+    assert not DBTaskResult.objects.filter(status="READY").exists()
+    assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 5
+    assert f"Gave up sending booking emails to {lab.a.org_member.email}" in caplog.text
 
 
 @pytest.mark.parametrize("count", [2, 8])
