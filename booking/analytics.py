@@ -790,18 +790,21 @@ class Table:
 REFUSAL_SUMS = ["refused_conflicts", "refused_rules", "rejected_by_manager", "refused_s"]
 
 
-# Rounded half up, as an accountant rounds, and by hand: round(x, n) rounds the
-# nearest binary float (94.535 h would become 94.53) and costs ~0.4 µs, and a year's
-# table of machines × months rounds 60,000 figures (bench/utilisation.py). Exact on
-# the quotients of whole seconds and counts (tests/booking/test_analytics.py).
+# Rounded half away from zero, as an accountant rounds, and by hand: round(x, n)
+# rounds the nearest binary float (94.535 h would become 94.53) and costs ~0.4 µs,
+# and a year's table of machines × months rounds 60,000 figures (bench/utilisation.py).
+# One division each, of a whole numerator: exact on whole seconds and counts
+# (tests/booking/test_analytics.py).
 def _ratio(part: float, whole: float) -> float | None:
-    """part / whole to 4 decimals; None when there is no whole."""
-    return floor(part / whole * 10000 + 0.5) / 10000 if whole else None
+    """part / whole (both >= 0) to 4 decimals; None when there is no whole."""
+    return floor(part * 10000 / whole + 0.5) / 10000 if whole else None
 
 
 def _hours(seconds: float) -> float:
-    """Seconds as hours, to 2 decimals."""
-    return floor(seconds / 36 + 0.5) / 100
+    """Seconds as hours, to 2 decimals (a booking made after its start has a
+    negative lead time)."""
+    hundredths = floor(abs(seconds) / 36 + 0.5)
+    return (hundredths if seconds >= 0 else -hundredths) / 100
 
 
 CENT = Decimal("0.01")

@@ -237,12 +237,16 @@ def _schedule(notices: list[Notice]) -> None:
 
 
 @task()
-def deliver_notices(letters: list[dict], attempt: int = 0) -> None:
-    """Compose and send the emails of these notices (as _as_json() wrote them); a
-    letter's "only_to" names the addresses it still owes after an earlier attempt.
-    What the mail server did not take is tried again later (_send_later)."""
-    unsent = _deliver(_from_json(letters), [letter.get("only_to") for letter in letters])
-    _send_later(letters, unsent, attempt)
+def deliver_notices(letters: list[dict]) -> None:
+    """Compose and send the emails of these notices (as _as_json() wrote them). What
+    the mail server did not take is tried again later (_send_later): the letters of
+    such a task say which attempt they are and the addresses they still owe."""
+    notices = _from_json(letters)
+    attempt = max(letter.get("attempt", 0) for letter in letters)
+    owed = [letter.get("only_to") for letter in letters]
+    if attempt:
+        owed = _unless_changed(notices, owed)
+    _send_later(letters, _deliver(notices, owed), attempt)
 
 
 # When an email the mail server did not take (down, refusing, timing out) is tried
@@ -257,17 +261,42 @@ SEND_AGAIN_AFTER = (
 
 
 def _send_later(letters: list[dict], unsent: list[list[str]], attempt: int) -> None:
-    owed = [{**letter, "only_to": to} for letter, to in zip(letters, unsent, strict=True) if to]
+    # The attempt and the addresses travel in the letters, not as arguments of their
+    # own: a worker still on the previous version (during a deploy) runs the task too.
+    owed = [
+        {**letter, "only_to": to, "attempt": attempt + 1}
+        for letter, to in zip(letters, unsent, strict=True)
+        if to
+    ]
     if not owed:
         return
-    addresses = sorted({address for letter in owed for address in letter["only_to"]})
+    addresses = ", ".join(sorted({address for letter in owed for address in letter["only_to"]}))
     # The immediate backend (development) cannot defer a task: no second attempt.
     if attempt >= len(SEND_AGAIN_AFTER) or not deliver_notices.get_backend().supports_defer:
-        logger.error("Gave up sending booking emails to %s", ", ".join(addresses))
+        logger.error("Gave up sending booking emails to %s", addresses)
         return
     when = timezone.now() + SEND_AGAIN_AFTER[attempt]
-    deliver_notices.using(run_after=when).enqueue(owed, attempt + 1)
-    logger.warning("Will try the booking emails to %s again at %s", ", ".join(addresses), when)
+    deliver_notices.using(run_after=when).enqueue(owed)
+    logger.warning("Will try the booking emails to %s again at %s", addresses, when)
+
+
+def _unless_changed(notices: list[Notice], owed: list[list[str] | None]) -> list[list[str] | None]:
+    """What a retry still owes, but nothing about a booking that changed since (its
+    sequence rose: the change had its own email). An approval request for a booking
+    decided meanwhile, or a confirmation arriving after the cancellation, would mislead.
+    One query."""
+    ids = {booking.pk for notice in notices for booking in notice.bookings}
+    current = dict(Booking.objects.filter(pk__in=ids).values_list("pk", "sequence"))
+    still = []
+    for notice, addresses in zip(notices, owed, strict=True):
+        if any(current.get(booking.pk) != booking.sequence for booking in notice.bookings):
+            logger.warning(
+                "Gave up sending booking emails to %s: the booking changed since",
+                ", ".join(addresses or ()),
+            )
+            addresses = []
+        still.append(addresses)
+    return still
 
 
 # What the emails and invitations read of a booking, kept in the queued task: no
@@ -330,19 +359,29 @@ def _from_json(letters: list[dict]) -> list[Notice]:
 
 def _deliver(notices: list[Notice], only_to: list[list[str] | None]) -> list[list[str]]:
     """Each notice on its own, to every recipient or to `only_to`'s addresses (per
-    notice): one that cannot be composed (a broken translation) is logged, and the
-    others still go. Answers, per notice, the addresses the mail server did not take."""
+    notice; [] for none): one that cannot be composed (a broken translation) is logged,
+    and the others still go. Answers, per notice, the addresses the mail server did
+    not take."""
     unsent: list[list[str]] = []
     for notice, owed in zip(notices, only_to, strict=True):
         unsent.append([])
+        if owed == []:
+            continue
         try:
             messages = _messages(notice)
         except Exception:
             logger.exception("Could not compose the %r email", notice.template)
-            continue
+            messages = []
+        tried = set()
         for message in messages:  # one recipient each
-            if (owed is None or message.to[0] in owed) and not _send(message):
-                unsent[-1] += message.to
+            if owed is None or message.to[0] in owed:
+                tried.update(message.to)
+                if not _send(message):
+                    unsent[-1] += message.to
+        # Owed, but no longer among the recipients (a new address, the email turned
+        # off) or the email could not be composed: said, not silently dropped.
+        if owed and (dropped := sorted(set(owed) - tried)):
+            logger.error("Gave up sending booking emails to %s", ", ".join(dropped))
     return unsent
 
 

@@ -416,23 +416,29 @@ def test_the_queries_over_bookings_read_one_snapshot(lab, monkeypatch):
     assert during == before  # the snapshot taken before the change
 
 
-def test_hours_and_ratios_are_rounded_half_up_on_their_exact_values():
-    """Hours to 2 decimals, ratios to 4, as an accountant rounds (half up), from the
-    exact quotient: round() rounds the nearest binary float, and 340,326 s (94.535 h,
-    a tie) would become 94.53."""
+def test_hours_and_ratios_are_rounded_half_away_from_zero_on_their_exact_values():
+    """Hours to 2 decimals, ratios to 4, as an accountant rounds, from the exact
+    quotient: round() rounds the nearest binary float, and 340,326 s (94.535 h, a
+    tie) would become 94.53."""
     assert analytics._hours(340_326) == 94.54
     assert analytics._hours(5400) == 1.5
     assert analytics._hours(0) == 0.0
+    assert analytics._hours(-18) == -0.01  # a lead time: booked after the start
+    assert analytics._hours(-17) == 0.0
     assert analytics._ratio(1, 3) == 0.3333
     assert analytics._ratio(2, 3) == 0.6667
     assert analytics._ratio(1, 32) == 0.0313  # 0.03125, a tie
+    assert analytics._ratio(57, 800) == 0.0713  # 0.07125: part / whole * 10000 misses it
+    assert analytics._ratio(171 * 60, 40 * 3600) == 0.0713  # 171 minutes of 40 hours
     assert analytics._ratio(5, 0) is None
 
-    def half_up(exact: Fraction, digits: int) -> float:
-        return floor(exact * 10**digits + Fraction(1, 2)) / 10**digits
+    def half_away(exact: Fraction, digits: int) -> float:
+        units = floor(abs(exact) * 10**digits + Fraction(1, 2))
+        return (units if exact >= 0 else -units) / 10**digits
 
-    for seconds in range(0, 400_000, 7):
-        assert analytics._hours(seconds) == half_up(Fraction(seconds, 3600), 2), seconds
-    for whole in range(1, 300):
-        for part in range(whole + 1):
-            assert analytics._ratio(part, whole) == half_up(Fraction(part, whole), 4), (part, whole)
+    for seconds in range(-400_000, 400_000, 7):
+        assert analytics._hours(seconds) == half_away(Fraction(seconds, 3600), 2), seconds
+    for whole in [*range(1, 400), *range(400, 3000, 37), 3600, 36_000]:
+        for part in range(0, whole + 1, max(1, whole // 400)):
+            expected = half_away(Fraction(part, whole), 4)
+            assert analytics._ratio(part, whole) == expected, (part, whole)

@@ -708,8 +708,8 @@ def test_an_email_the_mail_server_refused_is_sent_again_later_to_that_recipient_
     assert lab.a.org_member.email in delivered
     assert lab.a.manager.email not in delivered
     retry = DBTaskResult.objects.get(status="READY")
-    (owed,), attempt = retry.args_kwargs["args"]
-    assert (owed["only_to"], attempt) == ([lab.a.manager.email], 1)
+    ((owed,),) = retry.args_kwargs["args"]
+    assert (owed["only_to"], owed["attempt"]) == ([lab.a.manager.email], 1)
     assert before + timedelta(minutes=1) <= retry.run_after <= timezone.now() + timedelta(minutes=1)
     assert f"Will try the booking emails to {lab.a.manager.email} again" in caplog.text
 
@@ -747,6 +747,67 @@ def test_an_email_refused_every_time_is_given_up_after_the_last_delay(
     assert not DBTaskResult.objects.filter(status="READY").exists()
     assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 5
     assert f"Gave up sending booking emails to {lab.a.org_member.email}" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_about_a_booking_that_changed_since_is_not_sent(
+    lab, day, approval_machine, mailoutbox, queued, refusing, caplog
+):
+    """The approval request a manager's server refused is not sent again once the
+    booking is decided: the decision had its own email."""
+    refusing.add(lab.a.manager.email)
+    booking = book(lab, day)
+    run_the_worker()
+    retry = DBTaskResult.objects.get(status="READY")
+    services.approve_booking(booking=booking, by=lab.a.manager)
+    refusing.clear()
+    mailoutbox.clear()
+
+    make_due(retry)
+    with caplog.at_level(logging.WARNING, logger="booking.notifications"):
+        run_the_worker()
+
+    assert recipients(mailoutbox) == [lab.a.org_member.email]  # the decision
+    assert "approved" in mailoutbox[0].subject.lower()
+    assert f"Gave up sending booking emails to {lab.a.manager.email}: the booking changed" in (
+        caplog.text
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_that_cannot_be_composed_any_more_says_who_is_not_told(
+    lab, day, mailoutbox, queued, refusing, caplog, monkeypatch
+):
+    refusing.add(lab.a.org_member.email)
+    book(lab, day)
+    run_the_worker()
+    make_due(DBTaskResult.objects.get(status="READY"))
+
+    def broken(notice):
+        raise ValueError("a broken translation")
+
+    monkeypatch.setattr(notifications, "_messages", broken)
+    with caplog.at_level(logging.ERROR, logger="booking.notifications"):
+        run_the_worker()
+
+    assert mailoutbox == []
+    assert not DBTaskResult.objects.filter(status="READY").exists()
+    assert f"Gave up sending booking emails to {lab.a.org_member.email}" in caplog.text
+
+
+def test_a_retry_queued_by_this_version_reads_in_the_previous_ones_shape(lab, day, queued):
+    """One argument, the letters, as before: a worker not yet updated (during a
+    deploy) runs a retry too (to every recipient: it knows no "only_to")."""
+    book(lab, day)
+    first = DBTaskResult.objects.get()
+    (letters,) = first.args_kwargs["args"]
+    notifications._send_later(letters, [[lab.a.org_member.email]], attempt=0)
+
+    retry = DBTaskResult.objects.exclude(pk=first.pk).get()
+    assert retry.args_kwargs == {
+        "args": [[{**letters[0], "only_to": [lab.a.org_member.email], "attempt": 1}]],
+        "kwargs": {},
+    }
 
 
 @pytest.mark.parametrize("count", [2, 8])
