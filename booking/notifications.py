@@ -270,14 +270,18 @@ def _send_later(letters: list[dict], unsent: list[list[str]], attempt: int) -> N
     ]
     if not owed:
         return
-    addresses = ", ".join(sorted({address for letter in owed for address in letter["only_to"]}))
+    addresses = sorted({address for letter in owed for address in letter["only_to"]})
     # The immediate backend (development) cannot defer a task: no second attempt.
     if attempt >= len(SEND_AGAIN_AFTER) or not deliver_notices.get_backend().supports_defer:
-        logger.error("Gave up sending booking emails to %s", addresses)
+        _give_up(addresses)
         return
     when = timezone.now() + SEND_AGAIN_AFTER[attempt]
     deliver_notices.using(run_after=when).enqueue(owed)
-    logger.warning("Will try the booking emails to %s again at %s", addresses, when)
+    logger.warning("Will try the booking emails to %s again at %s", ", ".join(addresses), when)
+
+
+def _give_up(addresses: list[str], why: str = "", level: int = logging.ERROR) -> None:
+    logger.log(level, "Gave up sending booking emails to %s%s", ", ".join(addresses), why)
 
 
 def _unless_changed(notices: list[Notice], owed: list[list[str] | None]) -> list[list[str] | None]:
@@ -290,10 +294,7 @@ def _unless_changed(notices: list[Notice], owed: list[list[str] | None]) -> list
     still = []
     for notice, addresses in zip(notices, owed, strict=True):
         if any(current.get(booking.pk) != booking.sequence for booking in notice.bookings):
-            logger.warning(
-                "Gave up sending booking emails to %s: the booking changed since",
-                ", ".join(addresses or ()),
-            )
+            _give_up(addresses or [], ": the booking changed since", logging.WARNING)
             addresses = []
         still.append(addresses)
     return still
@@ -381,7 +382,7 @@ def _deliver(notices: list[Notice], only_to: list[list[str] | None]) -> list[lis
         # Owed, but no longer among the recipients (a new address, the email turned
         # off) or the email could not be composed: said, not silently dropped.
         if owed and (dropped := sorted(set(owed) - tried)):
-            logger.error("Gave up sending booking emails to %s", ", ".join(dropped))
+            _give_up(dropped)
     return unsent
 
 

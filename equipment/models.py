@@ -57,6 +57,23 @@ def validate_specs(value) -> None:
 # the pages both use it, so a foreign object is simply not found.
 
 
+def _platforms_where_staff(user, roles=None):
+    """The ids of the platforms where `user` holds one of `roles` (default: any
+    staff role), as a subquery."""
+    staff = PlatformStaff.objects.filter(user=user)
+    if roles:
+        staff = staff.filter(role__in=roles)
+    return staff.values("platform")
+
+
+def _platforms_where_member(user):
+    """The ids of the platforms where one of `user`'s organizations may book, as a
+    subquery."""
+    return PlatformMembership.objects.filter(organization__memberships__user=user).values(
+        "platform"
+    )
+
+
 class PlatformQuerySet(models.QuerySet):
     def visible_to(self, user) -> "PlatformQuerySet":
         """Platforms where the user works, or where one of their organizations may book."""
@@ -65,12 +82,7 @@ class PlatformQuerySet(models.QuerySet):
         if user.is_superuser:
             return self.all()
         return self.filter(
-            Q(pk__in=PlatformStaff.objects.filter(user=user).values("platform"))
-            | Q(
-                pk__in=PlatformMembership.objects.filter(
-                    organization__memberships__user=user
-                ).values("platform")
-            )
+            Q(pk__in=_platforms_where_staff(user)) | Q(pk__in=_platforms_where_member(user))
         )
 
     def staffed_by(self, user, roles=None) -> "PlatformQuerySet":
@@ -79,10 +91,7 @@ class PlatformQuerySet(models.QuerySet):
             return self.none()
         if user.is_superuser:
             return self.all()
-        staff = PlatformStaff.objects.filter(user=user)
-        if roles:
-            staff = staff.filter(role__in=roles)
-        return self.filter(pk__in=staff.values("platform"))
+        return self.filter(pk__in=_platforms_where_staff(user, roles))
 
 
 class PlatformScopedQuerySet(models.QuerySet):
@@ -106,11 +115,10 @@ class MachineQuerySet(PlatformScopedQuerySet):
             return self.none()
         if user.is_superuser:
             return self.all()
-        staffed = PlatformStaff.objects.filter(user=user).values("platform")
-        bookable = PlatformMembership.objects.filter(organization__memberships__user=user).values(
-            "platform"
+        return self.filter(
+            Q(platform__in=_platforms_where_staff(user))
+            | Q(is_active=True, platform__in=_platforms_where_member(user))
         )
-        return self.filter(Q(platform__in=staffed) | Q(is_active=True, platform__in=bookable))
 
 
 class MachineScopedQuerySet(models.QuerySet):
