@@ -196,17 +196,9 @@ class AvailabilitySearchView(_OneObject):
         query = SearchSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        # Bookable machines of a platform the caller sees (get_object) are all
-        # visible to them (Machine.objects.visible_to): no need to ask again.
-        machines = list(
-            Machine.objects.filter(
-                platform=platform, machine_type=data["machine_type"], is_active=True
-            )
-            .only(*selectors.SLOT_FIELDS)
-            .order_by("name", "pk")
+        machines = selectors.searchable_machines(
+            platform=platform, machine_type=data["machine_type"]
         )
-        for machine in machines:
-            machine.platform = platform
         slots = selectors.search_slots(
             machines=machines,
             duration=timedelta(minutes=data["duration_minutes"]),

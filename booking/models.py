@@ -157,6 +157,15 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["machine", "start"]),
             models.Index(fields=["organization", "start"]),
+            # A machine's active bookings (ACTIVE_STATUSES) in order of start, with
+            # where each stops holding it: a search reads its gaps from this index
+            # alone, without visiting the table (booking/selectors.py, _GAPS_SQL);
+            # 200 machines' gaps in two thirds of the time (bench/booking.py).
+            models.Index(
+                fields=["machine", "start", "blocked_until"],
+                condition=Q(status__in=["pending", "confirmed"]),
+                name="booking_active_by_machine",
+            ),
             # What send_reminders looks for every minute: confirmed, not reminded yet.
             models.Index(
                 fields=["start"],

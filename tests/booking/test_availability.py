@@ -23,7 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from booking.errors import BookingConflict
 from booking.models import Booking
 from booking.rules import booking_problems
-from booking.selectors import earliest_slots, free_intervals, search_slots
+from booking.selectors import earliest_slots, free_intervals, search_slots, searchable_machines
 from booking.services import clashes, create_booking
 from equipment.models import Closure, MaintenanceWindow, OpeningHours, PlatformMembership
 from tests import factories
@@ -855,6 +855,80 @@ def test_search_slots_of_several_machines_cost_the_same_queries_as_one(printers,
     # Opening hours with closures, and what holds the machines (one day: one round).
     assert len(one) == len(three) == 2
     assert set(found) == {m.pk for m in machines}
+
+
+def test_searchable_machines_are_a_platforms_active_machines_of_the_type_by_name(printers):
+    lab = printers["lab"]
+
+    with CaptureQueriesContext(connection) as queries:
+        machines = searchable_machines(platform=lab.a.platform, machine_type=printers["fdm"])
+
+    # Not the retired printer, the laser cutter, nor platform B's printer.
+    assert [m.pk for m in machines] == [printers[name].pk for name in "abc"]
+    assert all(m.platform is lab.a.platform for m in machines)
+    assert len(queries) == 1
+
+
+def test_a_search_of_searchable_machines_finds_what_one_of_the_machines_finds(printers, day):
+    """search_slots() reads the same fields of either: what it finds is the same."""
+    lab = printers["lab"]
+    printers["b"].buffer_after_minutes = 30
+    printers["b"].granularity_minutes = 60
+    printers["b"].save()
+    models = [printers[name] for name in "abc"]
+    for machine in models:
+        machine.platform = lab.a.platform
+    query = {"duration": timedelta(hours=1), "limit": 3, "start": day, "end": day + 2 * ONE_DAY}
+
+    light = searchable_machines(platform=lab.a.platform, machine_type=printers["fdm"])
+
+    found = search_slots(machines=light, **query)
+    assert found == search_slots(machines=models, **query)
+    # After its booking, which holds it until 09:00; then each slot on the hour.
+    assert found[printers["b"].pk] == [(at(day, h), at(day, h + 1)) for h in (9, 10, 11)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's query plan")
+def test_a_search_reads_the_machines_gaps_from_the_index_of_active_bookings(printers, day):
+    """The partial index on (machine, start, blocked_until) of active bookings holds
+    all a search reads of them: once vacuumed, it need not visit the table."""
+    lab = printers["lab"]
+    machines = searchable_machines(platform=lab.a.platform, machine_type=printers["fdm"])
+    # A year of bookings, two a day, then statistics: a plan as on real data.
+    Booking.objects.bulk_create(
+        Booking(
+            machine_id=machine.pk,
+            organization=lab.a.org,
+            booked_by=lab.a.org_member,
+            start=start,
+            end=start + timedelta(hours=1),
+            blocked_until=start + timedelta(hours=1),
+            status=Booking.Status.CONFIRMED,
+        )
+        for machine in machines
+        for n in range(730)
+        for start in [at(day + timedelta(days=2 + n // 2), 8 + 4 * (n % 2))]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE booking_booking")
+    with CaptureQueriesContext(connection) as search:
+        search_slots(
+            machines=machines, duration=timedelta(hours=1), limit=3, start=day, end=day + ONE_DAY
+        )
+    gaps = search.captured_queries[-1]["sql"]  # as sent: the values written in
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + gaps)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    # The gaps, and the booking before them.
+    assert plan.count("using booking_active_by_machine") == 2, plan
+    assert plan.count("Index Only Scan") == 2, plan
+
+
+def test_the_index_of_active_bookings_is_of_exactly_the_active_statuses():
+    (index,) = [i for i in Booking._meta.indexes if i.name == "booking_active_by_machine"]
+
+    assert index.condition.children == [("status__in", list(Booking.ACTIVE_STATUSES))]
 
 
 def test_a_month_with_nothing_free_costs_the_calendars_and_one_query_of_gaps(printers, day):
