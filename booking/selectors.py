@@ -706,8 +706,8 @@ def free_intervals(*, machine: Machine, start: datetime, end: datetime) -> list[
 @dataclass(frozen=True, slots=True)
 class SearchMachine:
     """What the slot computations read of a machine (a Machine has it all too).
-    A platform's 200 machines load as these in a quarter of the time model
-    instances took, even with QuerySet.only() (bench/booking.py)."""
+    A platform's 200 machines load as these in a quarter to a half of the time
+    model instances took, even with QuerySet.only() (bench/booking.py)."""
 
     pk: int
     name: str
