@@ -12,12 +12,13 @@ from booking.models import Booking, BookingSeries, Quota
 from core.api import idempotency
 from core.api.fields import AwareDateTimeField
 from core.api.filters import IdFilter, IdFilterSet, UTCDateTimeFilter
+from core.api.serializers import FieldsBuiltOnce
 from core.models import Organization
 from equipment.api import VisiblePlatformField
 from equipment.models import Machine, Platform
 
 
-class BookingSerializer(serializers.ModelSerializer):
+class BookingSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     booked_by = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:

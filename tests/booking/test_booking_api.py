@@ -7,12 +7,15 @@ one to two weeks ahead. Errors have one shape: {"error": {"code", "message", "de
 
 from datetime import timedelta
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework import serializers
 
+from booking.api import BookingSerializer
 from booking.models import Booking
 from core.models import AuditEvent, Membership
 from equipment.models import PlatformMembership
@@ -53,6 +56,22 @@ def test_a_member_books_a_free_slot(api, lab, day):
     assert (body["start"], body["end"]) == (iso_z(at(day, 9)), iso_z(at(day, 11)))
     assert (body["title"], body["sequence"], body["late_cancellation"]) == ("Jig", 0, False)
     assert Booking.objects.get(pk=body["id"]).start == at(day, 9)
+
+
+def test_a_bookings_fields_are_built_from_the_model_once_and_each_answer_gets_its_own(lab, day):
+    booking = make_booking(lab.a.machine, lab.a.org, lab.a.org_member, at(day, 9), at(day, 10))
+    expected = BookingSerializer(booking).data  # built by now, if not by an earlier test
+
+    with mock.patch.object(
+        serializers.ModelSerializer, "build_field", side_effect=AssertionError("built again")
+    ):
+        first, second = BookingSerializer(booking), BookingSerializer(booking)
+        assert first.data == second.data == expected
+
+    assert first.fields["status"] is not second.fields["status"]
+    assert first.fields["status"].parent is first
+    assert expected["booked_by"] == lab.a.org_member.email
+    assert expected["status"] == "confirmed"
 
 
 def test_a_machine_requiring_approval_gets_a_pending_booking(api, lab, day):
