@@ -4,9 +4,10 @@
 A table has one row per group (machine, machine type, organization or platform,
 and/or a local day, week or month) over a period of local days [start, end) in
 each platform's time zone. What is summed over bookings is summed in SQL, one
-query for bookings (and on PostgreSQL one for those that cross a period's bound),
-one for their lead-time percentiles and one for refused requests, whatever the
-number of machines or bookings; available hours come
+query for bookings and their lead-time percentiles (on PostgreSQL, one more for
+those that cross a period's bound; on SQLite, one more for the percentiles) and
+one for refused requests, whatever the number of machines or bookings; available
+hours come
 from opening hours, closures and maintenance windows, loaded with two queries
 and combined per machine and period in Python.
 
@@ -360,8 +361,9 @@ def _bounds(scope: "_Scope", convert=lambda moment: moment.timestamp()) -> dict[
     }
 
 
-def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
-    """One query: the additive figures of bookings per group and bucket.
+def _booking_sums(scope: "_Scope", now: datetime) -> tuple[dict[tuple, dict], dict]:
+    """The additive figures of bookings per group and bucket, and the quantiles of
+    their lead times (as _lead_percentiles() answers them).
 
     Each booking counts in the bucket of its start; its booked and used time is
     cut to each bucket it meets, its "hull" (from the earlier of start and
@@ -372,7 +374,9 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
     one: they are summed whole, by the bucket that width_bucket() finds, with no
     pairing or cutting; only the others are paired, by generate_series() from
     their first bucket to their last, in a second query that reads them by id
-    (the first one names them) and around the period's edges."""
+    (the first one names them) and around the period's edges. The first query
+    also gathers each group's lead times and takes their quantiles: the bookings
+    are read and sorted once, not a second time by _lead_percentiles()."""
     hull_start = _least("b.start", "COALESCE(b.checked_in_at, b.start)")
     hull_end = _greatest(B_END, f"COALESCE(b.checked_out_at, {B_END})")
     # Under way without a check-out: used until its end or now, whichever first.
@@ -429,7 +433,8 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
             f" FROM ({inner}) x JOIN k ON k.tz = x.tz AND k.ks < x.he AND k.ke > x.hs"
             f" GROUP BY {keys}"
         )
-        return _summed(sql, [*cte_params, *columns_params, *zone_params, *inner_params], group)
+        params = [*cte_params, *columns_params, *zone_params, *inner_params]
+        return _summed(sql, params, group), _lead_percentiles(scope)
 
     # PostgreSQL. First every booking starting in the period, summed whole in the
     # bucket of its start: all the counts are right, and so are the hours of the
@@ -484,12 +489,24 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
         f"COUNT(*) FILTER (WHERE y.booked AND y.lead < {d1})",
         f"COUNT(*) FILTER (WHERE y.booked AND y.lead < {d2})",
         "NULL",
-        "array_agg(y.id) FILTER (WHERE y.crosses)",
     ]
     started_keys = ", ".join([*(f"y.{g}" for g in group), "y.idx"])
+    summed_keys = ", ".join([*group, "idx"])
+    sums = ", ".join(f"{sql} AS v{n}" for n, sql in enumerate(whole))
+    summed_sums = ", ".join(f"v{n}" for n in range(len(whole)))
+    # Lead times' quantiles, as percentile_cont() takes them (LEAD_QUANTILES): of each
+    # group's bookings, and of every group of the period (the same for every row).
+    quantiles = f"percentile_cont(ARRAY[{', '.join(str(q) for q in LEAD_QUANTILES)}])"
     started = (
-        f"SELECT {started_keys}, {', '.join(whole)} FROM ({per_booking} OFFSET 0) y"
-        f" GROUP BY {started_keys}"
+        f"WITH s AS MATERIALIZED (SELECT {started_keys}, {sums},"
+        " array_agg(y.id) FILTER (WHERE y.crosses) AS crossing,"
+        " array_agg(date_part('epoch', y.lead)) FILTER (WHERE y.booked) AS leads"
+        f" FROM ({per_booking} OFFSET 0) y GROUP BY {started_keys})"
+        f" SELECT {summed_keys}, {summed_sums}, crossing,"
+        f" (SELECT {quantiles} WITHIN GROUP (ORDER BY lead) FROM unnest(s.leads) lead),"
+        f" (SELECT {quantiles} WITHIN GROUP (ORDER BY lead) FROM s, unnest(s.leads) lead"
+        f" WHERE s.idx >= 0 AND s.idx < {count})"
+        " FROM s"
     )
     started_params = [
         *stamps_params,
@@ -499,7 +516,14 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
         *per_booking_params,
     ]
     crossing_ids: list[int] = []
-    found = _summed(started, started_params, group, extra=crossing_ids.extend)
+    lead_quantiles: dict = {}
+
+    def crossing_and_quantiles(key: tuple, crossing, of_group, of_every_group) -> None:
+        crossing_ids.extend(crossing or ())
+        lead_quantiles[key] = of_group
+        lead_quantiles[TOTAL] = of_every_group
+
+    found = _summed(started, started_params, group, extra=crossing_and_quantiles)
 
     # The bookings that cross a bucket's bound: those the first query named, and
     # those that started before the period (or start just after it, checked in
@@ -549,7 +573,8 @@ def _booking_sums(scope: "_Scope", now: datetime) -> dict[tuple, dict]:
         below_1, below_2, below_3 = sums["lead_0"], sums["lead_1"], sums["lead_2"]
         sums["lead_1"], sums["lead_2"] = below_2 - below_1, below_3 - below_2
         sums["lead_3"] = sums["bookings"] - below_3
-    return {key: sums for key, sums in found.items() if 0 <= key[-1] < count}
+    sums = {key: sums for key, sums in found.items() if 0 <= key[-1] < count}
+    return sums, lead_quantiles
 
 
 # The figures _booking_sums() answers, in the order of its sums.
@@ -573,16 +598,16 @@ def _summed(
     sql: str, params: list, group: list[str], *, into: dict | None = None, extra=None
 ) -> dict[tuple, dict]:
     """{(group values..., bucket): {BOOKING_SUMS}}, adding rows with the same key
-    (to those of `into`, if given). `extra`: called with each row's last column,
-    when the query answers one after the sums."""
+    (to those of `into`, if given). `extra`: called with each row's key and the
+    columns the query answers after the sums."""
     found: dict[tuple, dict] = {} if into is None else into
     width = len(group) + 1
     end = width + len(BOOKING_SUMS)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
-            if extra is not None and row[end] is not None:
-                extra(row[end])
+            if extra is not None:
+                extra(tuple(row[:width]), *row[end:])
             key, figures = tuple(row[:width]), [float(value or 0) for value in row[width:end]]
             if key not in found:  # the usual case: one row a key
                 found[key] = dict(zip(BOOKING_SUMS, figures, strict=True))
@@ -601,66 +626,38 @@ TOTAL = "total"
 def _lead_percentiles(scope: "_Scope") -> dict:
     """One query: the quantiles LEAD_QUANTILES of the lead time, in seconds, of the
     bookings per group and bucket of their start, and of all of them (key TOTAL).
-    Continuous, as percentile_cont: between the two nearest bookings, interpolated."""
+    Continuous, as percentile_cont: between the two nearest bookings, interpolated.
+    SQLite only: on PostgreSQL, _booking_sums() takes them with percentile_cont()."""
     dims = [f"{DIMENSION_SQL[g].format(t='b')} AS g{i}" for i, g in enumerate(scope.entities)]
     names = [f"g{i}" for i in range(len(scope.entities))]
     keys = ", ".join([*names, "idx"])
     lead = f"{_epoch('b.start')} - {_epoch('b.created_at')} AS lead"
-    if connection.vendor == "postgresql":
-        bounds, params = _per_zone(_bounds(scope, convert=lambda moment: moment), "::timestamptz[]")
-        # Plain bounds on the start, which the planner estimates; with several zones,
-        # each zone's own period is then found by its buckets.
-        inner, inner_params = _bookings_sql(
-            scope,
-            [
-                *dims,
-                # Seconds: floats sort faster than intervals.
-                "date_part('epoch', b.start - b.created_at) AS lead",
-                f"width_bucket(b.start, {bounds}) - 1 AS idx",
-            ],
-            booked_only=True,
-            extra=[
-                ("b.start >= %s AND b.start < %s", [_adapt(scope.utc_start), _adapt(scope.utc_end)])
-            ],
+    # Portable: rank the leads of each group (window functions), then weigh the
+    # two ranks around each quantile's position as percentile_cont does.
+    cte, cte_params = _values_cte(scope.utc_by_tz)
+    zone, zone_params = _per_zone({tz: tz for tz in scope.utc_by_tz})
+    inner, inner_params = _bookings_sql(
+        scope, [*dims, lead, f"{_epoch('b.start')} AS s", f"{zone} AS tz"], booked_only=True
+    )
+    weighted = []
+    for q in LEAD_QUANTILES:
+        position = f"({q} * top)"
+        low = f"CAST({position} AS INTEGER)"
+        weighted.append(
+            f"SUM(CASE WHEN rn = {low} THEN lead * (1 - ({position} - {low})) "
+            f"WHEN rn = {low} + 1 THEN lead * ({position} - {low}) ELSE 0 END)"
         )
-        in_range = (
-            f"idx >= 0 AND idx < {len(scope.periods)}" if len(scope.utc_by_tz) > 1 else "TRUE"
-        )
-        quantiles = ", ".join(str(q) for q in LEAD_QUANTILES)
-        picked = ", ".join(f"q[{n + 1}]" for n in range(len(LEAD_QUANTILES)))
-        sql = (
-            f"SELECT total, {keys}, {picked} FROM (SELECT GROUPING(idx) AS total, {keys},"
-            f" percentile_cont(ARRAY[{quantiles}]) WITHIN GROUP (ORDER BY lead) AS q"
-            f" FROM ({inner}) x WHERE {in_range} GROUP BY GROUPING SETS (({keys}), ())) z"
-        )
-        params += inner_params
-    else:
-        # Portable: rank the leads of each group (window functions), then weigh the
-        # two ranks around each quantile's position as percentile_cont does.
-        cte, cte_params = _values_cte(scope.utc_by_tz)
-        zone, zone_params = _per_zone({tz: tz for tz in scope.utc_by_tz})
-        inner, inner_params = _bookings_sql(
-            scope, [*dims, lead, f"{_epoch('b.start')} AS s", f"{zone} AS tz"], booked_only=True
-        )
-        weighted = []
-        for q in LEAD_QUANTILES:
-            position = f"({q} * top)"
-            low = f"CAST({position} AS INTEGER)"
-            weighted.append(
-                f"SUM(CASE WHEN rn = {low} THEN lead * (1 - ({position} - {low})) "
-                f"WHEN rn = {low} + 1 THEN lead * ({position} - {low}) ELSE 0 END)"
-            )
-        every = ", ".join(["1", *(["NULL"] * len(names)), "NULL", "lead"])
-        within = f"PARTITION BY total, {keys}"
-        sql = (
-            f"WITH {cte}, l AS (SELECT {', '.join([*('x.' + n for n in names), 'k.idx', 'x.lead'])}"
-            f" FROM ({inner}) x JOIN k ON k.tz = x.tz AND x.s >= k.ks AND x.s < k.ke),"
-            f" w AS (SELECT 0 AS total, {keys}, lead FROM l UNION ALL SELECT {every} FROM l),"
-            f" r AS (SELECT w.*, ROW_NUMBER() OVER ({within} ORDER BY lead) - 1 AS rn,"
-            f" COUNT(*) OVER ({within}) - 1 AS top FROM w)"
-            f" SELECT total, {keys}, {', '.join(weighted)} FROM r GROUP BY total, {keys}"
-        )
-        params = [*cte_params, *zone_params, *inner_params]
+    every = ", ".join(["1", *(["NULL"] * len(names)), "NULL", "lead"])
+    within = f"PARTITION BY total, {keys}"
+    sql = (
+        f"WITH {cte}, l AS (SELECT {', '.join([*('x.' + n for n in names), 'k.idx', 'x.lead'])}"
+        f" FROM ({inner}) x JOIN k ON k.tz = x.tz AND x.s >= k.ks AND x.s < k.ke),"
+        f" w AS (SELECT 0 AS total, {keys}, lead FROM l UNION ALL SELECT {every} FROM l),"
+        f" r AS (SELECT w.*, ROW_NUMBER() OVER ({within} ORDER BY lead) - 1 AS rn,"
+        f" COUNT(*) OVER ({within}) - 1 AS top FROM w)"
+        f" SELECT total, {keys}, {', '.join(weighted)} FROM r GROUP BY total, {keys}"
+    )
+    params = [*cte_params, *zone_params, *inner_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -674,10 +671,11 @@ def _tuned():
     (REPEATABLE READ: they read one snapshot), with:
     - no JIT: the planner overestimates the rows of generate_series() and would
       spend ~60 ms compiling a query that runs in less;
-    - the memory to sort a year of bookings without writing them to disk, and four
+    - the memory to sort a year of bookings without writing them to disk, and eight
       times that for hash tables: the planner reckons 8 kB for each group's
-      array_agg() of crossing bookings (most hold none) and would otherwise sort a
-      year's bookings rather than hash them (a third slower);
+      array_agg() of crossing bookings (most hold none) and as much for its lead
+      times (a few dozen), and would otherwise sort a year's bookings rather than
+      hash them (a third slower);
     - parallel workers, which the planner thinks too costly to start for a table
       of 100,000 bookings, though they cut a year's table by a third on two cores
       (bench/utilisation.py)."""
@@ -694,7 +692,7 @@ def _tuned():
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute(
             "SELECT set_config('jit', 'off', true), set_config('work_mem', '32MB', true),"
-            " set_config('hash_mem_multiplier', '4', true),"
+            " set_config('hash_mem_multiplier', '8', true),"
             " set_config('parallel_setup_cost', '10', true),"
             " set_config('parallel_tuple_cost', '0.001', true)"
         )
@@ -866,8 +864,9 @@ def utilisation(
     `organizations`: count only these organizations' bookings and requests.
 
     Queries: machines, machine types or platforms' names, opening hours with closures,
-    maintenance, bookings (on PostgreSQL, a second query for those crossing a bucket's bound),
-    lead times, refused requests, revenue (and organizations' names):
+    maintenance, bookings with their lead times (on PostgreSQL, a second query for those
+    crossing a bucket's bound; on SQLite, one for lead times), refused requests, revenue
+    (and organizations' names):
     the same number whatever the number of machines or bookings."""
     now = now or timezone.now()
     group_by = list(group_by)
@@ -900,8 +899,7 @@ def utilisation(
             available[(value, idx)] += seconds
 
     with _tuned():
-        booking_sums = _booking_sums(scope, now)
-        lead_quantiles = _lead_percentiles(scope)
+        booking_sums, lead_quantiles = _booking_sums(scope, now)
     refusal_sums = _refusal_sums(scope)
     revenue = None
     if _revenue_source is not None:

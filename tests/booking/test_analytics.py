@@ -380,6 +380,8 @@ def test_a_booking_before_its_own_zones_period_that_crosses_into_it_counts_there
 
     booked = {row["platform"]: (row["booked_hours"], row["bookings"]) for row in found.rows}
     assert booked[lab.b.platform.pk] == (0.5, 0)  # counted on Monday, where it starts
+    # Nor is its lead time among the period's.
+    assert (found.totals["bookings"], found.totals["lead_time_p50_hours"]) == (0, None)
 
 
 @pytest.mark.django_db(transaction=True)
