@@ -44,8 +44,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
-from django_tasks import task
+from django_tasks import TaskResultStatus, task
 from django_tasks_db import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 from icalendar import Calendar, Event, vCalAddress
 
 from booking.calendar import ICAL_STATUS, PRODID, booking_uid
@@ -278,6 +279,30 @@ def _send_later(letters: list[dict], unsent: list[list[str]], attempt: int) -> N
     when = timezone.now() + SEND_AGAIN_AFTER[attempt]
     deliver_notices.using(run_after=when).enqueue(owed)
     logger.warning("Will try the booking emails to %s again at %s", ", ".join(addresses), when)
+
+
+# A worker that dies in the middle of a task (killed, out of memory, its machine
+# lost) leaves it RUNNING for good: django-tasks-db never takes a task back. One
+# task's emails leave in seconds, each bounded by EMAIL_TIMEOUT (settings), so a
+# task still running after this long has lost its worker.
+LOST_AFTER = timedelta(minutes=30)
+
+
+def requeue_lost_deliveries(*, now: datetime | None = None) -> int:
+    """Put back in the queue the email tasks that a worker took over LOST_AFTER ago
+    and never finished, for the next worker to send; how many. Those of their
+    emails that left before the worker died leave again: twice is better than a
+    booking nobody was told of. One UPDATE, which leaves alone a task that
+    finishes meanwhile."""
+    lost_before = (now or timezone.now()) - LOST_AFTER
+    count = DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING,
+        started_at__lt=lost_before,
+        task_path=deliver_notices.module_path,
+    ).update(status=TaskResultStatus.READY)
+    if count:
+        logger.warning("Queued again %d booking email task(s) whose worker was lost", count)
+    return count
 
 
 def _give_up(addresses: list[str], why: str = "", level: int = logging.ERROR) -> None:

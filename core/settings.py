@@ -203,6 +203,9 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+# Seconds: a mail server that stops answering must not hold a worker (or a request,
+# for allauth's emails) forever; booking emails it timed out are tried again later.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "fabpool <no-reply@fabpool.localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

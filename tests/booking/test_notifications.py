@@ -14,6 +14,7 @@ Who hears about what:
 """
 
 import email
+import io
 import json
 import logging
 import re
@@ -644,6 +645,33 @@ def test_an_email_queued_before_a_deploy_is_still_sent(lab, day, mailoutbox, que
 
     (message,) = mailoutbox
     the_invitation(message, "REQUEST", booking)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_worker_died_is_queued_again_after_half_an_hour_and_sent(
+    lab, day, mailoutbox, queued, caplog
+):
+    """A worker killed mid-task leaves it RUNNING; django-tasks-db never takes it back."""
+    book(lab, day)
+    task = DBTaskResult.objects.get()
+    task.claim("a worker that died")
+    run_the_worker()
+    assert mailoutbox == []  # nobody else takes a running task
+
+    def requeue_at(minutes_later: int) -> str:
+        with time_machine.travel(task.started_at + timedelta(minutes=minutes_later)):
+            call_command("requeue_lost_emails", stdout=(out := io.StringIO()))
+        return out.getvalue()
+
+    assert requeue_at(29) == "0 email task(s) queued again.\n"  # may still be running
+    with caplog.at_level(logging.WARNING, logger="booking.notifications"):
+        assert requeue_at(31) == "1 email task(s) queued again.\n"
+    assert "Queued again 1 booking email task(s) whose worker was lost" in caplog.text
+    run_the_worker()
+
+    assert recipients(mailoutbox) == [lab.a.org_member.email]
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+    assert requeue_at(24 * 60) == "0 email task(s) queued again.\n"  # finished: left alone
 
 
 def test_a_notice_that_cannot_be_composed_does_not_hold_back_the_others(

@@ -210,6 +210,7 @@ def test_development_defaults_need_no_configuration(tmp_path, load_settings):
     assert dev["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert dev["DATABASES"]["default"]["NAME"] == str(tmp_path / "fabpool.sqlite3")
     assert dev["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    assert dev["EMAIL_TIMEOUT"] == 30  # a silent mail server never holds a worker for good
 
 
 def test_database_url_selects_postgresql(tmp_path, load_settings):
