@@ -492,13 +492,13 @@ def _booking_sums(scope: "_Scope", now: datetime) -> tuple[dict[tuple, dict], di
     ]
     started_keys = ", ".join([*(f"y.{g}" for g in group), "y.idx"])
     summed_keys = ", ".join([*group, "idx"])
-    sums = ", ".join(f"{sql} AS v{n}" for n, sql in enumerate(whole))
+    whole_sql = ", ".join(f"{sql} AS v{n}" for n, sql in enumerate(whole))
     summed_sums = ", ".join(f"v{n}" for n in range(len(whole)))
     # Lead times' quantiles, as percentile_cont() takes them (LEAD_QUANTILES): of each
     # group's bookings, and of every group of the period (the same for every row).
     quantiles = f"percentile_cont(ARRAY[{', '.join(str(q) for q in LEAD_QUANTILES)}])"
     started = (
-        f"WITH s AS MATERIALIZED (SELECT {started_keys}, {sums},"
+        f"WITH s AS MATERIALIZED (SELECT {started_keys}, {whole_sql},"
         " array_agg(y.id) FILTER (WHERE y.crosses) AS crossing,"
         " array_agg(date_part('epoch', y.lead)) FILTER (WHERE y.booked) AS leads"
         f" FROM ({per_booking} OFFSET 0) y GROUP BY {started_keys})"
@@ -573,8 +573,8 @@ def _booking_sums(scope: "_Scope", now: datetime) -> tuple[dict[tuple, dict], di
         below_1, below_2, below_3 = sums["lead_0"], sums["lead_1"], sums["lead_2"]
         sums["lead_1"], sums["lead_2"] = below_2 - below_1, below_3 - below_2
         sums["lead_3"] = sums["bookings"] - below_3
-    sums = {key: sums for key, sums in found.items() if 0 <= key[-1] < count}
-    return sums, lead_quantiles
+    in_period = {key: sums for key, sums in found.items() if 0 <= key[-1] < count}
+    return in_period, lead_quantiles
 
 
 # The figures _booking_sums() answers, in the order of its sums.
