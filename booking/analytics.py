@@ -606,9 +606,9 @@ def _summed(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():
-            if extra is not None:
-                extra(tuple(row[:width]), *row[end:])
             key, figures = tuple(row[:width]), [float(value or 0) for value in row[width:end]]
+            if extra is not None:
+                extra(key, *row[end:])
             if key not in found:  # the usual case: one row a key
                 found[key] = dict(zip(BOOKING_SUMS, figures, strict=True))
                 continue
