@@ -533,6 +533,8 @@ def _render(feed: Feed) -> bytes:
         "title": _("Title"),
         "note": _("Note"),
     }
+    # French puts a non-breaking space before the colon.
+    pair = _("%(label)s: %(value)s")
     line, text = ical.line, ical.text
     everything = feed.access == FULL
     mine = feed.roles.organizations
@@ -553,11 +555,16 @@ def _render(feed: Feed) -> bytes:
             booker = full_name or email
             who = {"user": None, "organization": booker}.get(kind, organization)
             summary = " — ".join(part for part in (machine, title, who) if part)
-            details = f"{labels['organization']}: {organization}\n{labels['booker']}: {booker}"
-            if title:
-                details += f"\n{labels['title']}: {title}"
-            if note:
-                details += f"\n{labels['note']}: {note}"
+            details = "\n".join(
+                pair % {"label": labels[key], "value": value}
+                for key, value in (
+                    ("organization", organization),
+                    ("booker", booker),
+                    ("title", title),
+                    ("note", note),
+                )
+                if value
+            )
             out.append(line(f"SUMMARY:{text(summary)}"))
             out.append(line(f"DESCRIPTION:{text(details)}"))
         else:  # another SME's booking: when the machine is taken, nothing more

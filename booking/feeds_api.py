@@ -177,6 +177,8 @@ def calendar_feed(request, secret: str):
     else:
         response = HttpResponse(feed.render(), content_type="text/calendar; charset=utf-8")
         response["Content-Disposition"] = 'inline; filename="fabpool.ics"'
+    # Written in its owner's language (Feed.render), whoever fetches it.
+    response["Content-Language"] = token.owner.language
     response["ETag"] = feed.etag
     response["Last-Modified"] = http_date(feed.last_modified.timestamp())
     # Clients revalidate every time (cheap with the ETag); shared caches keep nothing.

@@ -93,6 +93,16 @@ def expand(*, rule: str, start: datetime, end: datetime, tz: ZoneInfo) -> list[O
         if not days or any(day not in WEEKDAYS for day in days):
             raise _invalid(_("BYDAY lists days among MO, TU, WE, TH, FR, SA, SU."))
         options["byweekday"] = [WEEKDAYS[day] for day in days]
+        # dateutil would leave the first booking out, and the series would silently
+        # miss the very slot it was asked for (RFC 5545 counts DTSTART first).
+        first_day = list(WEEKDAYS)[local_start.weekday()]
+        if first_day not in days:
+            raise _invalid(
+                _("The first booking falls on %(day)s, a day BYDAY leaves out: start the "
+                  "series on one of its days.") % {"day": first_day}
+            )  # fmt: skip
+    if "until" in options and options["until"] < local_start:
+        raise _invalid(_("UNTIL is before the first booking."))
 
     occurrences = []
     for local in rrule.rrule(FREQUENCIES[parts["FREQ"]], **options):

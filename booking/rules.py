@@ -83,7 +83,9 @@ def standing(
     """The facts about who books, in one query (see _STANDING_SQL); the
     qualification and closures are those of the booking's first and last local days."""
     tz = machine.platform.tzinfo
-    first_day, last_day = start.astimezone(tz).date(), end.astimezone(tz).date()
+    first_day = start.astimezone(tz).date()
+    # The end is excluded: a booking until midnight does not touch the next day.
+    last_day = max(first_day, (end - timedelta(microseconds=1)).astimezone(tz).date())
     with connection.cursor() as cursor:
         cursor.execute(
             _STANDING_SQL,
@@ -170,7 +172,7 @@ _QUOTAS_SQL = """
 SELECT q.id, q.period, q.max_hours,
   (SELECT {booked} FROM booking_booking b JOIN equipment_machine m ON m.id = b.machine_id
    WHERE b.organization_id = %(org)s AND m.platform_id = q.platform_id
-     AND b.status IN (%(pending)s, %(confirmed)s)
+     AND b.status NOT IN (%(cancelled)s, %(rejected)s)
      AND b.start >= CASE q.period WHEN %(week)s THEN %(week_first)s ELSE %(month_first)s END
      AND b.start < CASE q.period WHEN %(week)s THEN %(week_after)s ELSE %(month_after)s END
      AND (q.machine_type_id IS NULL OR m.machine_type_id = q.machine_type_id)
@@ -198,7 +200,10 @@ def _quotas(
     ignoring: Booking | None,
 ) -> list[Problem]:
     """Hours already booked in the quota's period (counted by their start) plus
-    this booking's hours stay within each quota that applies."""
+    this booking's hours stay within each quota that applies. Booked hours stay
+    booked once used or missed (completed, no-show): only cancelled and rejected
+    bookings give theirs back. The caller holds the organization's lock
+    (services._lock_organization), so no booking of it commits in between."""
     local_start = start.astimezone(machine.platform.tzinfo)
     adapt = connection.ops.adapt_datetimefield_value
     week_first, week_after = _quota_period(Quota.Period.WEEK, local_start)
@@ -210,8 +215,8 @@ def _quotas(
                 "org": organization.pk,
                 "platform": machine.platform_id,
                 "machine_type": machine.machine_type_id,
-                "pending": Booking.Status.PENDING.value,
-                "confirmed": Booking.Status.CONFIRMED.value,
+                "cancelled": Booking.Status.CANCELLED.value,
+                "rejected": Booking.Status.REJECTED.value,
                 "week": Quota.Period.WEEK.value,
                 "week_first": adapt(week_first),
                 "week_after": adapt(week_after),
@@ -374,6 +379,32 @@ def _duration_and_alignment(machine: Machine, start: datetime, end: datetime) ->
             )
         )
     return problems
+
+
+def cancellation_deadline(booking: Booking) -> datetime:
+    """Cancelled after this, a booking is a late cancellation (billing may charge it)."""
+    return booking.start - timedelta(hours=booking.machine.platform.cancellation_deadline_hours)
+
+
+def late_move_problems(
+    booking: Booking, start: datetime, end: datetime, now: datetime
+) -> list[Problem]:
+    """Past the cancellation deadline a booking may grow but not give time back:
+    a move that frees part of its period is a late cancellation in all but name,
+    one that billing would not charge."""
+    if now <= cancellation_deadline(booking) or (start <= booking.start and booking.end <= end):
+        return []
+    return [
+        Problem(
+            "too_late_to_move",
+            _(
+                "After the cancellation deadline (%(n)d h before the start), a booking can "
+                "only be extended: cancel it (a late cancellation) and book again."
+            )
+            % {"n": booking.machine.platform.cancellation_deadline_hours},
+            True,
+        )
+    ]
 
 
 def _notice_and_horizon(machine: Machine, start: datetime, now: datetime) -> list[Problem]:

@@ -12,7 +12,14 @@ from booking import notifications, recurrence
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries, Quota
 from booking.refusals import record_rejection, records_refusals, records_series_refusals
-from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, booking_problems, standing
+from booking.rules import (
+    BOOKING_ROLES,
+    BOOKING_STAFF_ROLES,
+    booking_problems,
+    cancellation_deadline,
+    late_move_problems,
+    standing,
+)
 from booking.selectors import conflict_suggestions, held_periods
 from core.audit import record
 from core.errors import Conflict, Forbidden
@@ -81,6 +88,19 @@ def _lock_machine(machine: Machine) -> None:
             )
 
 
+def _lock_organization(organization: Organization) -> None:
+    """A quota counts an organization's hours on every machine of a platform, so its
+    bookings take turns from the quota check until they commit: otherwise two, on
+    two machines, would each pass the quota without counting the other. Taken
+    before the machine's lock, always in that order. PostgreSQL only, as above."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM core_organization WHERE id = %s FOR NO KEY UPDATE",
+                [organization.pk],
+            )
+
+
 def _insert_unless_taken(booking: Booking, attempts: int = 3) -> None:
     """Insert; on PostgreSQL the exclusion constraint may refuse it, and then the
     caller gets the clashes. If the clashing booking was cancelled in between,
@@ -137,6 +157,7 @@ def create_booking(
     facts = standing(machine=machine, organization=organization, by=by, start=start, end=end)
     if override_reason and not facts.manager:
         raise Forbidden(_("Only the platform's managers may override booking rules."))
+    _lock_organization(organization)
     problems = booking_problems(
         machine=machine,
         organization=organization,
@@ -210,11 +231,10 @@ def cancel_booking(*, booking: Booking, by: User, reason: str = "") -> Booking:
         raise Conflict(_("This booking is not active any more."), code="booking_not_active")
     if booking.start <= now or booking.checked_in_at:  # checked in early: started
         raise Conflict(_("A booking that has started cannot be cancelled."), code="booking_started")
-    deadline = booking.start - timedelta(hours=booking.machine.platform.cancellation_deadline_hours)
     booking.status = Booking.Status.CANCELLED
     booking.cancelled_at = now
     booking.cancelled_by = by
-    booking.late_cancellation = now > deadline
+    booking.late_cancellation = now > cancellation_deadline(booking)
     booking.sequence += 1
     booking.save()
     record(
@@ -273,6 +293,7 @@ def move_booking(
     )
     if override_reason and not facts.manager:
         raise Forbidden(_("Only the platform's managers may override booking rules."))
+    _lock_organization(booking.organization)
     problems = booking_problems(
         machine=machine,
         organization=booking.organization,
@@ -282,7 +303,7 @@ def move_booking(
         now=now,
         ignoring=booking,
         known=facts,
-    )
+    ) + late_move_problems(booking, start, end, now)
     blocking = [p for p in problems if not (override_reason and p.soft)]
     if blocking:
         raise BookingRejected([p.as_dict() for p in blocking])
@@ -572,7 +593,11 @@ def cancel_series(*, series: BookingSeries, by: User, reason: str = "") -> list[
     """Cancel every occurrence that has not started; the past ones stay as they are."""
     now = timezone.now()
     upcoming = list(
-        series.bookings.filter(status__in=Booking.ACTIVE_STATUSES, start__gt=now).order_by("start")
+        series.bookings.filter(
+            status__in=Booking.ACTIVE_STATUSES,
+            start__gt=now,
+            checked_in_at__isnull=True,  # checked in early: started
+        ).order_by("start")
     )
     if not upcoming:
         raise Conflict(_("This series has no upcoming booking left."), code="series_over")

@@ -23,7 +23,7 @@ from billing.pricing import prices_for
 from booking import selectors, services
 from booking.errors import BookingConflict, BookingRejected, SeriesNotBookable
 from booking.models import Booking, BookingSeries
-from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES
+from booking.rules import BOOKING_ROLES, BOOKING_STAFF_ROLES, cancellation_deadline
 from core.errors import DomainError
 from core.models import Organization
 from equipment.models import (
@@ -388,7 +388,7 @@ def actions(booking: Booking, now: datetime) -> dict:
     """Which buttons to offer. Hints only, to avoid offering what would fail:
     the services decide, and their refusals are shown if it comes to that."""
     started = booking.start <= now or booking.checked_in_at is not None
-    deadline = booking.start - timedelta(hours=booking.machine.platform.cancellation_deadline_hours)
+    deadline = cancellation_deadline(booking)
     confirmed = booking.status == Booking.Status.CONFIRMED
     return {
         "change": booking.is_active and not started,

@@ -4,6 +4,7 @@ equipment/services.py check the role again on every write."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -29,8 +30,15 @@ def _pending(user):
     )
 
 
+def _require_desk(user, roles) -> None:
+    """A desk page the user's role lacks answers 404, as the other desk pages do."""
+    if not Platform.objects.staffed_by(user, roles=roles).exists():
+        raise Http404
+
+
 @login_required
 def approvals(request):
+    _require_desk(request.user, [perms.MANAGER])
     return render(
         request,
         "frontend/desk/approvals.html",
@@ -89,6 +97,7 @@ def _maintainable(user):
 
 @login_required
 def maintenance(request):
+    _require_desk(request.user, perms.CAN_EDIT_MAINTENANCE)
     machines = _maintainable(request.user)
     # The time zone is the chosen machine's platform's (MaintenanceForm.clean).
     form = MaintenanceForm(

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -92,6 +93,9 @@ def exception_handler(exc, context):
 @csrf_exempt  # a POST to an unknown URL is a 404, not a CSRF failure page
 def api_not_found(request, *args, **kwargs):
     """404 for unknown URLs under /api/ in the API's shape (pages keep Django's)."""
-    return JsonResponse(
-        error_body("not_found", "No such endpoint (API paths end with a slash)."), status=404
+    message = (
+        _("No such endpoint.")
+        if request.path.endswith("/")
+        else _("No such endpoint (API paths end with a slash).")
     )
+    return JsonResponse(error_body("not_found", message), status=404)

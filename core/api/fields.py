@@ -2,8 +2,23 @@ import contextlib
 from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+NAIVE = _("Give the time zone offset, e.g. 2027-03-01T08:00:00+01:00 or …Z.")
+OUT_OF_RANGE = _("Give a date between 1970 and 2999.")
+
+
+def is_naive_text(value) -> bool:
+    """A date-time written without its offset ("2027-03-01T08:00"); malformed
+    text is not: whoever parses it says why."""
+    if not isinstance(value, str):
+        return False
+    with contextlib.suppress(ValueError):
+        parsed = parse_datetime(value.strip())
+        return parsed is not None and parsed.tzinfo is None
+    return False
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -16,16 +31,15 @@ class AwareDateTimeField(serializers.DateTimeField):
     EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 
     default_error_messages = {
-        "naive": "Give the time zone offset, e.g. 2027-03-01T08:00:00+01:00 or …Z.",
-        "out_of_range": "Give a date between 1970 and 2999.",
+        "naive": NAIVE,
+        "out_of_range": OUT_OF_RANGE,
+        # DRF's own, for an instant its time zone cannot hold (year 1 at +01:00).
+        "overflow": OUT_OF_RANGE,
     }
 
     def to_internal_value(self, value):
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):  # malformed: the parent says why
-                parsed = parse_datetime(value.strip())
-                if parsed is not None and parsed.tzinfo is None:
-                    self.fail("naive")
+        if is_naive_text(value):
+            self.fail("naive")
         try:
             moment = super().to_internal_value(value)
             in_range = self.EARLIEST <= moment < self.LATEST
@@ -43,9 +57,7 @@ class BoundedDateField(serializers.DateField):
 
     EARLIEST, LATEST = AwareDateTimeField.EARLIEST.date(), AwareDateTimeField.LATEST.date()
 
-    default_error_messages = {
-        "out_of_range": AwareDateTimeField.default_error_messages["out_of_range"]
-    }
+    default_error_messages = {"out_of_range": OUT_OF_RANGE}
 
     @classmethod
     def holds(cls, day) -> bool:

@@ -4,8 +4,10 @@
   for a foreign key checks the id against every row ("Select a valid choice"
   for an unknown id, nothing for a foreign one), which would tell a caller
   which foreign ids exist; as numbers, both simply match nothing.
-- Date-times are turned into UTC before they reach the database: PostgreSQL
-  refuses offsets beyond ±16 h, and dates at the calendar's edge overflow.
+- Date-times carry their offset, as in request bodies (a bare local time is
+  refused, not read as UTC), and are turned into UTC before they reach the
+  database: PostgreSQL refuses offsets beyond ±16 h, and dates at the
+  calendar's edge overflow.
 - Every ordering ends with the primary key, so pages never overlap."""
 
 from datetime import UTC
@@ -18,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.filterset import FILTER_FOR_DBFIELD_DEFAULTS
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import OrderingFilter
+
+from core.api.fields import NAIVE, is_naive_text
 
 MAX_ID = 2**63 - 1  # the largest primary key a BIGINT column holds
 
@@ -35,6 +39,8 @@ class IdFilter(django_filters.NumberFilter):
 
 class UTCDateTimeField(forms.DateTimeField):
     def to_python(self, value):
+        if is_naive_text(value):
+            raise ValidationError(NAIVE, code="naive")
         try:
             parsed = super().to_python(value)
             return parsed.astimezone(UTC) if parsed else parsed

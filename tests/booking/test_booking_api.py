@@ -106,6 +106,39 @@ def test_a_date_time_without_an_offset_is_refused(api, lab, day, field):
     assert written() == (0, 0)
 
 
+def test_a_date_time_error_speaks_the_callers_language(api, lab, day):
+    client = api.as_user(lab.a.org_member)
+    naive = {"start": at(day, 9).replace(tzinfo=None).isoformat(), "end": at(day, 11).isoformat()}
+    # Year 1 at +01:00 is before the first instant Python holds: DRF's own overflow.
+    too_early = {"start": "0001-01-01T00:00:00+01:00", "end": at(day, 11).isoformat()}
+
+    refusals = [
+        error_of(
+            client.post(
+                BOOKINGS, {"machine": lab.a.machine.pk, **times}, HTTP_ACCEPT_LANGUAGE="fr"
+            ),
+            400,
+        )["details"]["fields"]["start"]
+        for times in (naive, too_early)
+    ]
+
+    assert refusals == [
+        ["Indiquez le décalage horaire, par exemple 2027-03-01T08:00:00+01:00 ou …Z."],
+        ["Indiquez une date entre 1970 et 2999."],
+    ]
+
+
+@pytest.mark.parametrize("bound", ["ends_after", "starts_before"])
+def test_a_list_filter_without_an_offset_is_refused_not_read_as_utc(api, lab, day, bound):
+    response = api.as_user(lab.a.org_member).get(
+        BOOKINGS, {bound: at(day, 9).replace(tzinfo=None).isoformat()}
+    )
+
+    error = error_of(response, 400)
+    assert list(error["details"]["fields"]) == [bound]
+    assert "offset" in error["details"]["fields"][bound][0]
+
+
 def test_an_offset_other_than_utc_is_the_same_instant(api, lab, day):
     start = at(day, 9)  # "…T09:00:00+01:00" or "+02:00"
 

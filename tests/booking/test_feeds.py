@@ -439,6 +439,21 @@ def test_an_sme_sees_other_smes_bookings_only_as_neutral_busy_blocks(client, sce
     assert "SME a" in events[booking_uid(scene.mine.pk)]["description"]
 
 
+@pytest.mark.parametrize("owner_language", ["fr", "en"])
+def test_a_feed_says_the_language_it_is_written_in_whoever_fetches_it(
+    client, scene, owner_language
+):
+    scene.a.org_member.language = owner_language
+    scene.a.org_member.save()
+    _token, secret = new_feed(scene.a.org_member, "machine", scene.a.machine)
+
+    for asked in ("fr", "en"):
+        response = get_feed(client, secret, HTTP_ACCEPT_LANGUAGE=asked)
+        assert response["Content-Language"] == owner_language
+        busy = "Occupé" if owner_language == "fr" else "Busy"
+        assert busy in response.content.decode()
+
+
 @pytest.mark.parametrize("kind", ["machine", "platform"])
 def test_platform_staff_see_who_holds_every_booking(client, scene, kind):
     target = scene.a.machine if kind == "machine" else scene.a.platform

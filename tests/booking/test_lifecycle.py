@@ -245,7 +245,8 @@ def test_a_move_too_close_to_now_is_refused(api, lab, booked, day):
     with travel(at(day, 8)), Untouched(booked):
         response = move(client, booked, at(day, 8, 30), at(day, 9, 30))
 
-        assert codes(error_of(response, 400)["details"]["problems"]) == ["too_late_to_book"]
+        problems = codes(error_of(response, 400)["details"]["problems"])
+        assert problems == ["too_late_to_book", "too_late_to_move"]
 
 
 @pytest.mark.parametrize("field", ["start", "end"])
@@ -493,10 +494,38 @@ def test_a_booking_that_has_started_cannot_be_moved(api, lab, booked, day):
 
 
 def test_a_booking_just_before_its_start_can_still_be_moved(api, lab, booked, day):
+    """By a manager: the notice and the cancellation deadline are past, soft rules."""
     with travel(at(day, 8, 59)):
-        response = move(api.as_user(lab.a.org_member), booked, at(day, 14), at(day, 16))
+        response = move(
+            api.as_user(lab.a.manager), booked, at(day, 14), at(day, 16), override_reason="Repair"
+        )
 
     assert response.status_code == 200, response.content
+
+
+def test_after_the_cancellation_deadline_a_booking_may_grow_but_not_give_time_back(
+    api, lab, booked, day
+):
+    """Moving it away would free the slot as late as a late cancellation does,
+    without the late cancellation's charge (24 h here)."""
+    client = api.as_user(lab.a.org_member)
+    next_week = day + timedelta(days=7)
+
+    with travel(at(day - timedelta(days=1), 9, 1)), Untouched(booked):
+        for start, end in [
+            (at(next_week, 9), at(next_week, 11)),  # away
+            (at(day, 10), at(day, 11)),  # shorter
+            (at(day, 10), at(day, 12)),  # later: frees 09:00-10:00
+        ]:
+            response = move(client, booked, start, end)
+            assert codes(error_of(response, 400)["details"]["problems"]) == ["too_late_to_move"]
+    with travel(at(day - timedelta(days=1), 8, 59)):  # before the deadline: anywhere
+        assert move(client, booked, at(next_week, 9), at(next_week, 11)).status_code == 200
+    with travel(at(next_week - timedelta(days=1), 12)):  # grows on both sides
+        assert move(client, booked, at(next_week, 8), at(next_week, 12)).status_code == 200
+
+    booked.refresh_from_db()
+    assert (booked.start, booked.end) == (at(next_week, 8), at(next_week, 12))
 
 
 @pytest.mark.parametrize("status", ["cancelled", "rejected", "completed", "no_show"])

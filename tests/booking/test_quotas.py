@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from booking.models import Booking, Quota
 from tests import factories
 from tests.booking.conftest import at, next_weekday
@@ -21,6 +23,30 @@ def test_a_booking_beyond_the_weekly_quota_is_refused_with_the_reason(api, lab):
     problems = response.json()["error"]["details"]["problems"]
     assert [p["code"] for p in problems] == ["quota_exceeded"]
     assert "3 hours per week" in problems[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [
+        (Booking.Status.PENDING, True),
+        (Booking.Status.CONFIRMED, True),
+        (Booking.Status.COMPLETED, True),  # used: its hours were booked all the same
+        (Booking.Status.NO_SHOW, True),  # missed: the slot was held, and is billed
+        (Booking.Status.CANCELLED, False),
+        (Booking.Status.REJECTED, False),
+    ],
+)
+def test_booked_hours_count_until_cancelled_or_rejected(api, lab, status, counted):
+    Quota.objects.create(platform=lab.a.platform, period="week", max_hours=3)
+    tuesday = next_weekday(1)
+    make_booking(
+        lab.a.machine, lab.a.org, lab.a.org_member, at(tuesday, 9), at(tuesday, 11), status=status
+    )
+    thursday = tuesday + timedelta(days=2)
+
+    response = book(api.as_user(lab.a.org_member), lab.a.machine, at(thursday, 9), at(thursday, 11))
+
+    assert response.status_code == (400 if counted else 201), response.content
 
 
 def test_the_quota_counts_each_organization_alone_and_only_its_period(api, lab):

@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 from rest_framework.test import APIClient
 
 from booking.errors import BookingConflict, BookingRejected
-from booking.models import Booking
+from booking.models import Booking, Quota
 from booking.services import cancel_booking, create_booking
 from core.errors import Conflict
 from core.models import Organization, User
@@ -387,6 +387,62 @@ def test_api_losers_get_409_booking_conflict_never_500(lab):
         if outcome.kind == "conflict":
             assert outcome.value["message"]
             assert outcome.value["details"]["conflicts"]
+
+
+class OnItsOwnMachine(ViaService):
+    """Each racer books on a machine of its own (`machines[attempt.seed]`): nothing
+    clashes, and only a quota can refuse."""
+
+    def __init__(self, machines: list[Machine], organization: Organization):
+        self.machine_ids, self.organization_id = [m.pk for m in machines], organization.pk
+
+    def prepare(self, user_id: int):
+        return (
+            {
+                m.pk: m
+                for m in Machine.objects.select_related("platform").filter(pk__in=self.machine_ids)
+            },
+            Organization.objects.get(pk=self.organization_id),
+            User.objects.get(pk=user_id),
+        )
+
+    def __call__(self, prepared, attempt: Attempt) -> Outcome:
+        machines, organization, user = prepared
+        try:
+            booking = create_booking(
+                machine=machines[self.machine_ids[attempt.seed]],
+                organization=organization,
+                by=user,
+                start=attempt.slot.start,
+                end=attempt.slot.end,
+            )
+        except BookingRejected as exc:
+            return Outcome(attempt, "refused", exc.problems)
+        return Outcome(attempt, "won", booking.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_booking_different_machines_at_once_never_exceed_a_quota(lab):
+    """A quota counts the organization's hours on every machine: bookings made at
+    the same moment on different machines must still count each other."""
+    Quota.objects.create(platform=lab.a.platform, period="week", max_hours=3)
+    machines = [
+        factories.MachineFactory(platform=lab.a.platform, machine_type=lab.a.machine.machine_type)
+        for _ in range(THREADS)
+    ]
+    people = bookers(lab)[:2]  # the SME's own people: a manager's booking is no different
+    attempts = [
+        Attempt(people[i % 2].pk, slot(tuesday(), "09:00", "11:00"), seed=i) for i in range(THREADS)
+    ]
+
+    outcomes = race(attempts, OnItsOwnMachine(machines, lab.a.org))
+
+    assert [o.value for o in outcomes if o.kind == "error"] == []
+    assert sum(o.kind == "won" for o in outcomes) == 1  # 2 h of 3; a second would make 4
+    for outcome in outcomes:
+        if outcome.kind == "refused":
+            assert [p["code"] for p in outcome.value] == ["quota_exceeded"]
+    assert Booking.objects.active().filter(organization=lab.a.org).count() == 1
 
 
 # --- OS processes (PostgreSQL) --------------------------------------------------------------

@@ -166,6 +166,8 @@ def test_a_move_to_a_later_start_gets_a_new_reminder(lab, day, mailoutbox):
 
 
 def test_a_move_to_an_earlier_start_does_not_remind_again(lab, day, mailoutbox):
+    lab.a.platform.cancellation_deadline_hours = 12  # a move 19 h ahead is no late one
+    lab.a.platform.save()
     booking = book(lab, day, hour=14)
     run(at(day, 14) - timedelta(hours=20))
     with time_machine.travel(at(day, 14) - timedelta(hours=19), tick=False):

@@ -409,6 +409,23 @@ def test_a_closed_day_in_the_middle_of_an_unattended_booking_does_not_matter(lab
     assert attempt(lab, at(day, 16), at(day + timedelta(days=2), 10)).pk
 
 
+@pytest.fixture
+def round_the_clock(lab):
+    """Platform A open day and night: every day from 00:00 to 23:59."""
+    OpeningHours.objects.filter(platform=lab.a.platform).delete()
+    OpeningHours.objects.bulk_create(
+        OpeningHours(platform=lab.a.platform, weekday=w, opens_at=time(0), closes_at=time(23, 59))
+        for w in range(7)
+    )
+
+
+def test_a_booking_until_midnight_does_not_touch_the_next_days_closure(lab, round_the_clock, day):
+    close(lab.a.platform, day + timedelta(days=1), day + timedelta(days=1))
+
+    assert attempt(lab, at(day, 22), at(day + timedelta(days=1), 0)).pk
+    assert refused(lab, at(day, 22), at(day + timedelta(days=1), 1)) == ["platform_closed"]
+
+
 def test_closures_of_other_platforms_do_not_count(lab, day):
     close(lab.b.platform, day, day)
 
@@ -517,6 +534,20 @@ def test_the_qualification_is_valid_until_the_last_day_of_a_multi_day_booking(la
     )
 
     assert refused(lab, at(day, 16), at(day + timedelta(days=2), 10)) == ["qualification_missing"]
+
+
+def test_a_qualification_expiring_on_the_day_covers_a_booking_until_midnight(
+    lab, trained, round_the_clock, day
+):
+    trained(
+        lab.a.org_member,
+        granted_on=day.date() - timedelta(days=30),
+        expires_on=day.date(),
+        machine=lab.a.machine,
+    )
+
+    assert attempt(lab, at(day, 22), at(day + timedelta(days=1), 0)).pk
+    assert refused(lab, at(day, 23), at(day + timedelta(days=1), 1)) == ["qualification_missing"]
 
 
 @pytest.mark.parametrize("role", ["manager", "operator"])

@@ -4,6 +4,7 @@ at the same local time across DST."""
 from datetime import timedelta
 
 import pytest
+import time_machine
 
 from booking.models import Booking, BookingSeries
 from tests.booking.conftest import at, next_weekday
@@ -147,6 +148,9 @@ def test_until_includes_its_own_day(api, lab):
         ("FREQ=WEEKLY;INTERVAL=99;COUNT=2", "INTERVAL must be"),
         ("FREQ=DAILY;UNTIL=tomorrow", "UNTIL must be a date"),
         ("FREQ", "is not NAME=VALUE"),
+        # The series starts on a Tuesday: its first booking would silently go.
+        ("FREQ=WEEKLY;BYDAY=WE,TH;COUNT=2", "falls on TU, a day BYDAY leaves out"),
+        ("FREQ=DAILY;UNTIL=20200101", "UNTIL is before the first booking"),
     ],
 )
 def test_a_rule_outside_the_supported_subset_answers_400_on_the_rule(api, lab, rule, reason):
@@ -174,6 +178,28 @@ def test_cancelling_a_series_cancels_its_upcoming_occurrences(api, lab):
     assert [b["status"] for b in response.json()] == ["cancelled"] * 3
     assert not Booking.objects.active().exists()
     assert client.post(f"{SERIES}{series_id}/cancel/", {}).status_code == 409
+
+
+def test_cancelling_a_series_leaves_an_occurrence_checked_in_early(api, lab):
+    """Check-in opens before the start: such an occurrence has started."""
+    tuesday = next_weekday(1)
+    client = api.as_user(lab.a.org_member)
+    with time_machine.travel(at(tuesday - timedelta(days=1), 9), tick=False):
+        series_id = client.post(
+            SERIES, series_body(lab, at(tuesday, 9), at(tuesday, 10), "FREQ=DAILY;COUNT=3")
+        ).json()["series"]["id"]
+    first = Booking.objects.order_by("start").first()
+
+    with time_machine.travel(at(tuesday, 8, 50), tick=False):
+        assert client.post(f"/api/v1/bookings/{first.pk}/check-in/", {}).status_code == 200
+        response = client.post(f"{SERIES}{series_id}/cancel/", {})
+
+    assert response.status_code == 200, response.content
+    assert [b["start"] for b in response.json()] == [
+        iso_z(at(tuesday + timedelta(days=n), 9)) for n in (1, 2)
+    ]
+    first.refresh_from_db()
+    assert first.status == Booking.Status.CONFIRMED and first.checked_in_at
 
 
 def test_another_smes_series_is_not_found(api, lab):

@@ -239,12 +239,18 @@ def test_404_for_someone_elses_object_is_the_same_as_for_a_missing_one(caller):
 
 
 @pytest.mark.parametrize(
-    "url", ["/api/v1/nothing-here/", "/api/v1/nothing/here/deep", "/api/v1/organisations/"]
+    ("url", "message"),
+    [
+        ("/api/v1/nothing-here/", "No such endpoint."),
+        ("/api/v1/organisations/", "No such endpoint."),
+        ("/api/v1/nothing/here/deep", "No such endpoint (API paths end with a slash)."),
+        ("/api/v1/organizations", "No such endpoint (API paths end with a slash)."),
+    ],
 )
-def test_404_for_an_unknown_url_under_the_api_answers_json(caller, url):
+def test_404_for_an_unknown_url_under_the_api_answers_json(caller, url, message):
     error = assert_error(caller.get(url), 404, "not_found")
 
-    assert error["message"] == "No such endpoint (API paths end with a slash)."
+    assert error["message"] == message
 
 
 def test_404_for_an_unknown_api_url_answers_json_even_anonymously(db):
