@@ -294,7 +294,14 @@ class BookingSeriesViewSet(
         return Response(NewSeriesResponseSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=CancelSerializer, responses={200: BookingSerializer(many=True)})
-    @action(detail=True, methods=["post"], serializer_class=CancelSerializer)
+    @action(
+        detail=True,
+        methods=["post"],
+        serializer_class=CancelSerializer,
+        # Answers a list, but not one to filter or page: the schema must not say so.
+        filter_backends=[],
+        pagination_class=None,
+    )
     def cancel(self, request, pk=None):
         """Cancel every upcoming occurrence."""
         serializer = CancelSerializer(data=request.data)

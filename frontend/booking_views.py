@@ -211,9 +211,17 @@ def machine_events(request, pk):
     def wall(moment: datetime) -> str:
         return moment.astimezone(tz).replace(tzinfo=None).isoformat(timespec="minutes")
 
+    # Time already gone is not shown free: nobody can book it.
+    now = timezone.now()
     events = [
-        {"start": wall(s), "end": wall(e), "display": "background", "classNames": ["free"]}
+        {
+            "start": wall(max(s, now)),
+            "end": wall(e),
+            "display": "background",
+            "classNames": ["free"],
+        }
         for s, e in found.free
+        if e > now
     ]
     visible = list(
         Booking.objects.visible_to(request.user)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone
 
@@ -165,6 +166,20 @@ def test_the_week_shows_free_time_busy_time_and_my_bookings_in_local_time(member
     assert "Secret SME" not in str(events)
     free = [(e["start"][11:], e["end"][11:]) for e in events if e.get("display") == "background"]
     assert free == [("08:00", "10:00"), ("11:00", "14:00"), ("15:00", "16:00"), ("17:00", "18:00")]
+
+
+def test_the_week_shows_no_free_time_in_the_past(member_client, lab):
+    day = next_weekday(1)
+    window = {
+        "start": day.date().isoformat() + "T00:00:00",
+        "end": (day + timedelta(days=1)).date().isoformat() + "T00:00:00",
+    }
+
+    with time_machine.travel(at(day, 12, 20), tick=False):
+        events = member_client.get(f"/machines/{lab.a.machine.pk}/events/", window).json()
+
+    free = [(e["start"][11:], e["end"][11:]) for e in events if e.get("display") == "background"]
+    assert free == [("12:20", "18:00")]
 
 
 def test_the_week_refuses_a_window_that_is_too_long(member_client, lab):
