@@ -352,6 +352,12 @@ def approve_booking(*, booking: Booking, by: User, note: str = "") -> Booking:
     booking = _locked(booking)
     _require_manager(by, booking)
     _require_status(booking, Booking.Status.PENDING)
+    if booking.start <= timezone.now():
+        # expire_pending rejects it (the next minute): a slot nobody approved in time
+        # was not held, and confirming it now would bill time nobody could use.
+        raise Conflict(
+            _("The start has passed without an approval: book again."), code="booking_started"
+        )
     return _decide(booking, by=by, status=Booking.Status.CONFIRMED, note=note)
 
 

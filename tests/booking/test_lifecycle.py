@@ -610,6 +610,15 @@ def test_a_manager_approves_a_pending_booking(api, lab, pending, day):
     assert (event.actor, event.changes) == (lab.a.manager, {"note": "Bring your own resin"})
 
 
+def test_a_pending_booking_whose_start_has_passed_cannot_be_approved(api, lab, pending, day):
+    with travel(at(day, 9)), Untouched(pending):
+        response = act(api.as_user(lab.a.manager), pending, "approve")
+
+        assert error_of(response, 409)["code"] == "booking_started"
+    with travel(at(day, 8, 59)):
+        assert act(api.as_user(lab.a.manager), pending, "approve").status_code == 200
+
+
 def test_approving_needs_no_note(api, lab, pending):
     response = act(api.as_user(lab.a.manager), pending, "approve")
 
