@@ -220,23 +220,31 @@ def race(attempts: list[Attempt], attempt_once) -> list[Outcome]:
 class ViaService:
     """Calls booking.services.create_booking, like a page or a management command."""
 
+    refused: tuple[type[Exception], ...] = ()  # rule refusals expected of a race, if any
+
     def __init__(self, machine: Machine, organization: Organization):
         self.machine_id, self.organization_id = machine.pk, organization.pk
+
+    def load_machines(self):
+        return Machine.objects.select_related("platform").get(pk=self.machine_id)
+
+    def machine_for(self, machines, attempt: Attempt) -> Machine:
+        return machines
 
     def prepare(self, user_id: int):
         # Fresh rows per thread, as a request would load them; this also opens the
         # thread's connection before the barrier.
         return (
-            Machine.objects.select_related("platform").get(pk=self.machine_id),
+            self.load_machines(),
             Organization.objects.get(pk=self.organization_id),
             User.objects.get(pk=user_id),
         )
 
     def __call__(self, prepared, attempt: Attempt) -> Outcome:
-        machine, organization, user = prepared
+        machines, organization, user = prepared
         try:
             booking = create_booking(
-                machine=machine,
+                machine=self.machine_for(machines, attempt),
                 organization=organization,
                 by=user,
                 start=attempt.slot.start,
@@ -244,6 +252,8 @@ class ViaService:
             )
         except BookingConflict as exc:
             return Outcome(attempt, "conflict", exc)
+        except self.refused as exc:
+            return Outcome(attempt, "refused", exc.problems)
         return Outcome(attempt, "won", booking.pk)
 
 
@@ -393,32 +403,17 @@ class OnItsOwnMachine(ViaService):
     """Each racer books on a machine of its own (`machines[attempt.seed]`): nothing
     clashes, and only a quota can refuse."""
 
+    refused = (BookingRejected,)
+
     def __init__(self, machines: list[Machine], organization: Organization):
         self.machine_ids, self.organization_id = [m.pk for m in machines], organization.pk
 
-    def prepare(self, user_id: int):
-        return (
-            {
-                m.pk: m
-                for m in Machine.objects.select_related("platform").filter(pk__in=self.machine_ids)
-            },
-            Organization.objects.get(pk=self.organization_id),
-            User.objects.get(pk=user_id),
-        )
+    def load_machines(self):
+        found = Machine.objects.select_related("platform").filter(pk__in=self.machine_ids)
+        return {machine.pk: machine for machine in found}
 
-    def __call__(self, prepared, attempt: Attempt) -> Outcome:
-        machines, organization, user = prepared
-        try:
-            booking = create_booking(
-                machine=machines[self.machine_ids[attempt.seed]],
-                organization=organization,
-                by=user,
-                start=attempt.slot.start,
-                end=attempt.slot.end,
-            )
-        except BookingRejected as exc:
-            return Outcome(attempt, "refused", exc.problems)
-        return Outcome(attempt, "won", booking.pk)
+    def machine_for(self, machines, attempt: Attempt) -> Machine:
+        return machines[self.machine_ids[attempt.seed]]
 
 
 @pytest.mark.django_db(transaction=True)
