@@ -39,7 +39,8 @@ class BaselineInsert(APIView):
 # The statements of a create, in its order (CaptureQueriesContext on one POST
 # /api/v1/bookings/): the machine the user may see, with its platform; the
 # user's organizations; in the transaction, who books (rules._STANDING_SQL), the
-# opening hours, the quotas (rules._QUOTAS_SQL), the machine's lock, its clashes
+# organization's lock, the opening hours, the quotas (rules._QUOTAS_SQL), the
+# machine's lock, its clashes
 # (selectors._HELD_SQL), the booking in a savepoint, its audit line and its email
 # task. Keep them in step with the create when it changes.
 _MACHINE_SQL = """
@@ -108,6 +109,10 @@ class CreateStatements(APIView):
                     },
                 )
                 cursor.fetchone()
+                cursor.execute(
+                    "SELECT 1 FROM core_organization WHERE id = %s FOR NO KEY UPDATE",
+                    [ids["org"]],
+                )
                 cursor.execute(_HOURS_SQL, [ids["platform"]])
                 cursor.fetchall()
                 cursor.execute(
@@ -115,7 +120,7 @@ class CreateStatements(APIView):
                     {
                         **ids,
                         "machine_type": machine_type,
-                        **{"pending": "pending", "confirmed": "confirmed", "week": "week"},
+                        **{"cancelled": "cancelled", "rejected": "rejected", "week": "week"},
                         **{"week_first": start, "week_after": end, "ignoring": 0},
                         **{"month_first": start, "month_after": end},
                     },
