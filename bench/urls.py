@@ -18,7 +18,10 @@ from rest_framework.views import APIView
 
 from booking.rules import _BOOKED_MICROSECONDS, _QUOTAS_SQL, _STANDING_SQL
 from booking.selectors import _HELD_MACHINE, _HELD_SQL
+from booking.services import _lock_machine, _lock_organization
+from core.models import Organization
 from core.urls import urlpatterns as core_urlpatterns
+from equipment.models import Machine
 
 
 class BaselineInsert(APIView):
@@ -37,12 +40,12 @@ class BaselineInsert(APIView):
 
 
 # The statements of a create, in its order (CaptureQueriesContext on one POST
-# /api/v1/bookings/): the machine the user may see, with its platform; the
-# user's organizations; in the transaction, who books (rules._STANDING_SQL), the
-# organization's lock, the opening hours, the quotas (rules._QUOTAS_SQL), the
-# machine's lock, its clashes
+# /api/v1/bookings/): the machine the user may see, with its platform; the user's
+# organizations; in the transaction, who books (rules._STANDING_SQL), the
+# organization's lock (services._lock_organization), the opening hours, the quotas
+# (rules._QUOTAS_SQL), the machine's lock (services._lock_machine), its clashes
 # (selectors._HELD_SQL), the booking in a savepoint, its audit line and its email
-# task. Keep them in step with the create when it changes.
+# task. tests/booking/test_bench_statements.py keeps them in step with a create.
 _MACHINE_SQL = """
 SELECT m.platform_id, m.machine_type_id, m.*, p.*
 FROM equipment_machine m JOIN equipment_platform p ON p.id = m.platform_id
@@ -109,10 +112,7 @@ class CreateStatements(APIView):
                     },
                 )
                 cursor.fetchone()
-                cursor.execute(
-                    "SELECT 1 FROM core_organization WHERE id = %s FOR NO KEY UPDATE",
-                    [ids["org"]],
-                )
+                _lock_organization(Organization(pk=ids["org"]))
                 cursor.execute(_HOURS_SQL, [ids["platform"]])
                 cursor.fetchall()
                 cursor.execute(
@@ -126,10 +126,7 @@ class CreateStatements(APIView):
                     },
                 )
                 cursor.fetchall()
-                cursor.execute(
-                    "SELECT 1 FROM equipment_machine WHERE id = %s FOR NO KEY UPDATE",
-                    [ids["machine"]],
-                )
+                _lock_machine(Machine(pk=ids["machine"]))
                 cursor.execute(
                     _HELD_SQL.format(machines=_HELD_MACHINE),
                     {
